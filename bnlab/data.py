@@ -1,0 +1,140 @@
+"""Datasets through TFDS, offline first: arrays standardized with training statistics, on device.
+
+`digits` (scikit-learn's bundled 8x8 handwritten digits) and `fashion_mnist` from local IDX files
+(Debian's `dataset-fashion-mnist`) are TFDS builders defined here, built into the data dir on
+first use with no download. Any other name goes to `tfds.load`, which downloads when it can.
+"""
+
+import functools
+import gzip
+import os
+
+os.environ.setdefault('NO_GCE_CHECK', 'true')  # No metadata-server probe on machines off GCP.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow_datasets as tfds
+
+tfds.core.utils.gcs_utils._is_gcs_disabled = True  # pylint: disable=protected-access
+
+FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)
+_IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+              'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+
+
+def _image_features(shape, num_classes):
+  return tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=shape),
+      'label': tfds.features.ClassLabel(num_classes=num_classes)})
+
+
+class Digits(tfds.core.GeneratorBasedBuilder):
+  """scikit-learn's 1,797 handwritten digits (8x8, values 0-16); a fixed 80/20 train/test split."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+        features=_image_features((8, 8, 1), 10), supervised_keys=('image', 'label'))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download: the data ships inside scikit-learn.
+    return {'train': self._generate_examples(True), 'test': self._generate_examples(False)}
+
+  def _generate_examples(self, train):
+    from sklearn import datasets  # pylint: disable=import-outside-toplevel
+    digits = datasets.load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    cut = int(0.8 * len(order))
+    for i in (order[:cut] if train else order[cut:]):
+      image = digits.images[i].astype(np.uint8)[..., None]
+      yield int(i), {'image': image, 'label': int(digits.target[i])}
+
+
+class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
+  """Fashion-MNIST from local IDX files (manual_dir or Debian's package), no download."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      'Put the four IDX files of Fashion-MNIST in dataset.manual_dir, '
+      'or `apt-get install dataset-fashion-mnist`.')
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+        features=_image_features((28, 28, 1), 10), supervised_keys=('image', 'label'))
+
+  def _split_generators(self, dl_manager):
+    try:
+      manual_dir = str(dl_manager.manual_dir)
+    except (AssertionError, ValueError):  # TFDS raises when no manual dir was given.
+      manual_dir = ''
+    folder = local_fashion_mnist_dir(manual_dir)
+    return {split: self._generate_examples(folder, split) for split in _IDX_FILES}
+
+  def _generate_examples(self, folder, split):
+    images, labels = (read_idx(os.path.join(folder, name)) for name in _IDX_FILES[split])
+    for i, (image, label) in enumerate(zip(images, labels)):
+      yield i, {'image': image[..., None], 'label': int(label)}
+
+
+def read_idx(path):
+  """Reads an IDX file (optionally .gz): the format of the MNIST family's raw files."""
+  path = path if os.path.exists(path) else path + '.gz'
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+    raw = f.read()
+  ndim = raw[3]
+  shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim))
+  return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def local_fashion_mnist_dir(manual_dir=''):
+  """The first folder holding Fashion-MNIST's IDX files, or None."""
+  for folder in ((manual_dir,) if manual_dir else ()) + FASHION_MNIST_DIRS:
+    name = os.path.join(folder, _IDX_FILES['train'][0])
+    if os.path.exists(name) or os.path.exists(name + '.gz'):
+      return folder
+  return None
+
+
+def _split_as_numpy(name, split, data_dir, manual_dir):
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+  ds = tfds.load(name, split=split, data_dir=data_dir or None, as_supervised=True,
+                 download_and_prepare_kwargs={'download_config': download_config})
+  batches = list(tfds.as_numpy(ds.batch(4096)))
+  return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def tfds_name(dataset_config):
+  """The builder behind `dataset.name`: the local Fashion-MNIST one when its files are here."""
+  name = dataset_config.name
+  if name == 'fashion_mnist' and local_fashion_mnist_dir(dataset_config.manual_dir):
+    return 'fashion_mnist_local'
+  return name
+
+
+@functools.lru_cache(maxsize=4)
+def load_numpy(name, data_dir='', manual_dir='', val_fraction=0.2):
+  """Train/val/test as standardized float32 NHWC arrays and int32 labels, plus num_classes."""
+  x, y = _split_as_numpy(name, 'train', data_dir, manual_dir)
+  x_test, y_test = _split_as_numpy(name, 'test', data_dir, manual_dir)
+  order = np.random.default_rng(0).permutation(len(y))  # A fixed split: seed-independent.
+  num_val = int(round(val_fraction * len(y)))
+  val, train = order[:num_val], order[num_val:]
+  x_train = x[train].astype(np.float32)
+  axes = tuple(range(x_train.ndim - 1))  # Per channel, over examples and pixels.
+  mean, std = x_train.mean(axes), x_train.std(axes) + 1e-6
+  scale = lambda a: ((a.astype(np.float32) - mean) / std).astype(np.float32)
+  num_classes = int(max(y.max(), y_test.max())) + 1
+  return {'x_train': scale(x_train), 'y_train': y[train].astype(np.int32),
+          'x_val': scale(x[val]), 'y_val': y[val].astype(np.int32),
+          'x_test': scale(x_test), 'y_test': y_test.astype(np.int32)}, num_classes
+
+
+def load(dataset_config):
+  """The dataset of a config as device arrays (placed once) and its number of classes."""
+  arrays, num_classes = load_numpy(
+      tfds_name(dataset_config), dataset_config.data_dir, dataset_config.manual_dir,
+      float(dataset_config.val_fraction))
+  return {k: jax.device_put(jnp.asarray(v)) for k, v in arrays.items()}, num_classes

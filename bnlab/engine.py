@@ -1,0 +1,293 @@
+"""The vmapped trainer: pure functions over ONE member, vmapped over a member axis, jitted once.
+
+A member is one setting being trained. `init_member`, `train_epoch` and `evaluate` know nothing of
+sweeps; `compile_programs` vmaps them over a leading [N] axis (the batch shared, `in_axes=None`)
+and compiles them once per bucket of equal static settings and member count. A `Population` is N
+stacked members plus the compiled programs that advance them one epoch at a time: the whole
+epoch (`lax.scan` over its batches) runs inside the program, and metrics leave the device once.
+"""
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from bnlab import models
+from bnlab import optim
+
+MODEL_HPARAMS = ('bn_momentum', 'bn_epsilon', 'init_scale')
+# Fields that change no shape or control flow: traced [N] arrays, one value per member.
+DYNAMIC_FIELDS = tuple([f'optimizer.{k}' for k in optim.HPARAMS]
+                       + [f'model.{k}' for k in MODEL_HPARAMS])
+EVAL_CHUNK = 1024  # Examples per evaluation step; bounds activation memory for N members.
+# XLA drops a member axis of size 1 and then picks other kernels; Adam turns that float noise into
+# lr-sized steps (digits, one epoch: val loss 6e-5 relative apart). With at least two members a
+# trial re-run alone keeps its sweep arithmetic to within rounding (1e-7 relative).
+MIN_MEMBERS = 2
+
+
+@flax.struct.dataclass
+class MemberState:
+  params: Any
+  batch_stats: Any
+  opt_state: Any  # Holds the optimizer's hyperparameters (optax.inject_hyperparams).
+  model_hparams: Any  # {'bn_momentum', 'bn_epsilon', 'init_scale'} as scalars.
+  diverged: jax.Array  # True once a step gave a non-finite loss or update: frozen from then on.
+  diverged_epoch: jax.Array  # The epoch it diverged in, -1 if never.
+
+
+def static_config(config):
+  """The hashable part of a trial config that decides shapes and control flow (its bucket)."""
+  tree = config.to_dict()
+  for name in ('seed', 'sweep'):
+    tree.pop(name, None)
+  for field in DYNAMIC_FIELDS:
+    section, key = field.split('.')
+    tree[section].pop(key)
+  return ml_collections.FrozenConfigDict(tree)
+
+
+def dynamic_hparams(configs):
+  """The dynamic hyperparameters of N trial configs as {'optimizer': {k: [N]}, 'model': {...}}."""
+  def stack(section, keys):
+    return {k: np.array([float(c[section][k]) for c in configs], np.float32) for k in keys}
+  return {'optimizer': stack('optimizer', optim.HPARAMS), 'model': stack('model', MODEL_HPARAMS)}
+
+
+def total_steps(static, num_train):
+  return static.train.epochs * (num_train // static.train.batch_size)
+
+
+def _keys(seed):
+  base = jax.random.key(seed)
+  return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)  # init, data order
+
+
+def init_member(static, num_classes, num_train, hparams, seed, sample):
+  """One member's initial state; `seed` picks the init (members share it by default)."""
+  init_key, _ = _keys(seed)
+  model = models.make_model(static.model, num_classes, hparams['model'])
+  variables = model.init(init_key, sample, train=False)
+  tx = optim.make_optimizer(static.optimizer, total_steps(static, num_train), hparams['optimizer'])
+  return MemberState(
+      params=variables['params'], batch_stats=variables.get('batch_stats', {}),
+      opt_state=tx.init(variables['params']), model_hparams=hparams['model'],
+      diverged=jnp.array(False), diverged_epoch=jnp.array(-1, jnp.int32))
+
+
+def _masked_where(ok, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def train_step(static, num_classes, num_train, state, x, y):
+  """One optimizer step on one batch. A non-finite step changes nothing and freezes the member."""
+  model = models.make_model(static.model, num_classes, state.model_hparams)
+
+  def loss_fn(params):
+    logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
+                                  train=True, mutable=['batch_stats'])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, updates.get('batch_stats', {})
+
+  (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  tx = optim.make_optimizer(static.optimizer, total_steps(static, num_train),
+                            state.opt_state.hyperparams)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(updates)) & ~state.diverged
+  updates = jax.tree.map(lambda u: jnp.where(ok, u, 0), updates)
+  state = state.replace(
+      params=optax.apply_updates(state.params, updates),
+      batch_stats=_masked_where(ok, batch_stats, state.batch_stats),
+      opt_state=opt_state, diverged=~ok)
+  return state, loss
+
+
+def epoch_order(seed, epoch, num_train, batch_size):
+  """The epoch's batches as indices [steps, batch_size]: a permutation keyed by fold_in(epoch)."""
+  _, data_key = _keys(seed)
+  steps = num_train // batch_size
+  order = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+  return order[:steps * batch_size].reshape(steps, batch_size)
+
+
+def train_epoch(static, num_classes, state, x, y, seed, epoch):
+  """One epoch of training as a `lax.scan` over its batches; returns the mean train loss."""
+  step = functools.partial(train_step, static, num_classes, x.shape[0])
+  order = epoch_order(seed, epoch, x.shape[0], static.train.batch_size)
+  state, losses = jax.lax.scan(lambda s, idx: step(s, x[idx], y[idx]), state, order)
+  newly = state.diverged & (state.diverged_epoch < 0)
+  state = state.replace(diverged_epoch=jnp.where(newly, epoch, state.diverged_epoch))
+  return state, losses.mean()
+
+
+def evaluate(static, num_classes, state, x, y):
+  """Mean loss and accuracy over (x, y) in chunks, BN with its running averages."""
+  model = models.make_model(static.model, num_classes, state.model_hparams)
+  n = x.shape[0]
+  chunk = min(n, EVAL_CHUNK)
+  pad = -n % chunk
+  xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((-1, chunk) + x.shape[1:])
+  ys = jnp.pad(y, (0, pad)).reshape(-1, chunk)
+  mask = (jnp.arange(n + pad) < n).reshape(-1, chunk)
+
+  def body(totals, batch):
+    xb, yb, mb = batch
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, xb,
+                         train=False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+    correct = jnp.argmax(logits, -1) == yb
+    return (totals[0] + jnp.sum(loss * mb), totals[1] + jnp.sum(correct * mb)), None
+
+  (loss, correct), _ = jax.lax.scan(body, (0.0, 0.0), (xs, ys, mask))
+  return {'loss': loss / n, 'accuracy': correct / n}
+
+
+def epoch_and_eval(static, num_classes, state, x, y, x_val, y_val, seed, epoch):
+  state, train_loss = train_epoch(static, num_classes, state, x, y, seed, epoch)
+  val = evaluate(static, num_classes, state, x_val, y_val)
+  return state, {'train_loss': train_loss, 'val_loss': val['loss'],
+                 'val_accuracy': val['accuracy'], 'diverged': state.diverged}
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+  init: Any
+  epoch: Any
+  test: Any
+  compile_seconds: float
+
+
+@functools.lru_cache(maxsize=64)
+def compile_programs(static, num_classes, num_members, data_shapes):
+  """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT."""
+  start = time.perf_counter()
+  (x_shape, x_dtype), _, (val_shape, _), _, (test_shape, _), _ = data_shapes
+  shaped = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype)
+  hparams = {section: {k: shaped((num_members,)) for k in keys}
+             for section, keys in (('optimizer', optim.HPARAMS), ('model', MODEL_HPARAMS))}
+  member_seeds = shaped((num_members,), jnp.int32)
+  x, y = shaped(x_shape, x_dtype), shaped(x_shape[:1], jnp.int32)
+  x_val, y_val = shaped(val_shape, x_dtype), shaped(val_shape[:1], jnp.int32)
+  x_test, y_test = shaped(test_shape, x_dtype), shaped(test_shape[:1], jnp.int32)
+  scalar = shaped((), jnp.int32)
+
+  sample = shaped((1,) + x_shape[1:], x_dtype)
+  init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
+                          in_axes=(0, 0, None)))
+  state = jax.eval_shape(init, hparams, member_seeds, sample)
+  init = init.lower(hparams, member_seeds, sample).compile()
+  epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
+                           in_axes=(0, None, None, None, None, None, None)), donate_argnums=0)
+  epoch = epoch.lower(state, x, y, x_val, y_val, scalar, scalar).compile()
+  test = jax.jit(jax.vmap(functools.partial(evaluate, static, num_classes),
+                          in_axes=(0, None, None)))
+  test = test.lower(state, x_test, y_test).compile()
+  return Programs(init, epoch, test, time.perf_counter() - start)
+
+
+def data_shapes(data):
+  names = ('x_train', 'y_train', 'x_val', 'y_val', 'x_test', 'y_test')
+  return tuple((data[k].shape, data[k].dtype) for k in names)
+
+
+@dataclasses.dataclass
+class Population:
+  """N members of one bucket trained side by side. Member i is trial `trials[i]`."""
+  static: Any
+  num_classes: int
+  trials: np.ndarray
+  seed: int
+  state: MemberState
+  programs: Programs
+  epoch: int = 0
+
+  @classmethod
+  def create(cls, configs, trials, data, num_classes, seed):
+    """Initializes one member per config (all of one bucket), each from the shared init key."""
+    static = static_config(configs[0])
+    programs = compile_programs(static, num_classes, len(configs), data_shapes(data))
+    member_seeds = np.full(len(configs), seed, np.int32)
+    state = programs.init(dynamic_hparams(configs), member_seeds, data['x_train'][:1])
+    return cls(static, num_classes, np.asarray(trials), seed, state, programs)
+
+  def run_epoch(self, data):
+    """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""
+    self.state, metrics = self.programs.epoch(
+        self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'],
+        np.int32(self.seed), np.int32(self.epoch))
+    self.epoch += 1
+    return jax.device_get(metrics)
+
+  def evaluate_test(self, data):
+    """Test loss and accuracy of every member ([N] host arrays), for reporting only."""
+    return jax.device_get(self.programs.test(self.state, data['x_test'], data['y_test']))
+
+  @property
+  def diverged_epoch(self):
+    return np.asarray(jax.device_get(self.state.diverged_epoch))
+
+
+def buckets(configs):
+  """Groups trial indices by static config (first-seen order): each group compiles once."""
+  groups = {}
+  for i, config in enumerate(configs):
+    groups.setdefault(static_config(config), []).append(i)
+  return list(groups.values())
+
+
+def chunks(indices, max_parallel):
+  """Splits a bucket into chunks of at most max_parallel members, sizes as even as possible."""
+  count = -(-len(indices) // max_parallel)
+  size = -(-len(indices) // count)
+  return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_epoch=None):
+  """Trains every trial config to its last epoch, bucket by bucket and chunk by chunk.
+
+  Returns one result dict per trial, in input order. `on_epoch(population, metrics, seconds)` is
+  called after each epoch of each chunk (for progress lines). A short chunk is padded with copies
+  of its first member (to reuse the chunk program, and to MIN_MEMBERS); the copies are dropped.
+  """
+  results = [None] * len(configs)
+  for bucket in buckets(configs):
+    parts = chunks(bucket, max_parallel)
+    for chunk in parts:
+      members = chunk + [chunk[0]] * (max(len(parts[0]), MIN_MEMBERS) - len(chunk))
+      start = time.perf_counter()
+      population = Population.create([configs[i] for i in members],
+                                     [trial_ids[i] for i in members], data, num_classes, seed)
+      history = []
+      for _ in range(population.static.train.epochs):
+        epoch_start = time.perf_counter()
+        history.append(population.run_epoch(data))
+        if on_epoch:
+          on_epoch(population, history[-1], time.perf_counter() - epoch_start)
+      test = population.evaluate_test(data)
+      seconds = (time.perf_counter() - start) / len(members)
+      for k, i in enumerate(chunk):
+        results[i] = member_result(trial_ids[i], k, history, test, population, seconds)
+  return results
+
+
+def member_result(trial, k, history, test, population, seconds):
+  """Member k's final metrics and per-epoch history; a diverged member gets no metric values."""
+  diverged_epoch = int(population.diverged_epoch[k])
+  rows = [{'epoch': e + 1, **{m: float(v[k]) for m, v in h.items() if m != 'diverged'}}
+          for e, h in enumerate(history)]
+  final = dict(rows[-1])
+  final['test_accuracy'] = float(test['accuracy'][k])
+  if diverged_epoch >= 0:
+    final = dict.fromkeys(final, float('nan'))
+  return {'trial': int(trial), 'status': 'diverged' if diverged_epoch >= 0 else 'ok',
+          'val_accuracy': final['val_accuracy'], 'val_loss': final['val_loss'],
+          'test_accuracy': final['test_accuracy'], 'train_loss': final['train_loss'],
+          'epochs': len(history), 'diverged_epoch': diverged_epoch + 1 if diverged_epoch >= 0
+          else None, 'seconds': seconds, 'history': rows}

@@ -1,0 +1,157 @@
+"""Search-space specs (`'log_uniform(1e-4, 1e-1)'`, ...) and the samplers over them.
+
+A spec maps a number u in [0, 1) to a value through its inverse CDF, so every sampler (random,
+quasi-random, coarse-to-fine boxes) only has to produce u's. Trial i's u for a field comes from
+a generator seeded with (seed, i, field), so trial i keeps its setting when num_trials grows and
+when other fields are added to the space.
+"""
+
+import ast
+import dataclasses
+import itertools
+import math
+import re
+import zlib
+
+import numpy as np
+
+KINDS = ('uniform', 'log_uniform', 'one_minus_log_uniform', 'int_uniform', 'choice', 'grid')
+NUMERIC_KINDS = ('uniform', 'log_uniform', 'one_minus_log_uniform', 'int_uniform')
+_SPEC_RE = re.compile(r'^\s*([a-z_]+)\s*\((.*)\)\s*$', re.DOTALL)
+
+
+class SpecError(ValueError):
+  """A malformed or impossible spec; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  kind: str
+  args: tuple
+
+  @property
+  def scale(self):
+    """How values are spread: 'linear', 'log' (of x) or 'one_minus_log' (of 1 - x)."""
+    return {'log_uniform': 'log', 'one_minus_log_uniform': 'one_minus_log'}.get(
+        self.kind, 'linear')
+
+  @property
+  def is_numeric(self):
+    return self.kind in NUMERIC_KINDS
+
+  def value(self, u):
+    """The value at quantile u in [0, 1)."""
+    u = min(max(float(u), 0.0), 1.0 - 1e-12)
+    if self.kind in ('choice', 'grid'):
+      return self.args[int(u * len(self.args))]
+    lo, hi = self.args
+    if self.kind == 'uniform':
+      return lo + u * (hi - lo)
+    if self.kind == 'log_uniform':
+      return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+    if self.kind == 'one_minus_log_uniform':  # 1 - x with x log-uniform in (1 - hi, 1 - lo).
+      return 1.0 - math.exp(math.log(1 - hi) + (1 - u) * (math.log(1 - lo) - math.log(1 - hi)))
+    return int(lo + math.floor(u * (hi - lo + 1)))  # int_uniform, both ends included.
+
+  def quantile(self, value):
+    """The inverse of `value` for numeric specs: where `value` sits in [0, 1]."""
+    lo, hi = self.args
+    if self.kind == 'log_uniform':
+      return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    if self.kind == 'one_minus_log_uniform':
+      return 1 - (math.log(1 - value) - math.log(1 - hi)) / (math.log(1 - lo) - math.log(1 - hi))
+    if self.kind == 'int_uniform':
+      return (value - lo + 0.5) / (hi - lo + 1)
+    return (value - lo) / (hi - lo)
+
+
+def parse(text, field='spec'):
+  """Parses one spec string; raises SpecError naming `field` when it is not valid."""
+  match = _SPEC_RE.match(text)
+  if not match or match.group(1) not in KINDS:
+    raise SpecError(f'sweep.space.{field}={text!r} is not a spec; write one of '
+                    + ', '.join(f'{k}(...)' for k in KINDS))
+  kind = match.group(1)
+  try:
+    args = ast.literal_eval(f'({match.group(2)},)') if match.group(2).strip() else ()
+  except (SyntaxError, ValueError):
+    raise SpecError(f'sweep.space.{field}={text!r}: arguments must be Python literals') from None
+  _check_args(kind, args, field, text)
+  return Spec(kind, tuple(args))
+
+
+def _check_args(kind, args, field, text):
+  where = f'sweep.space.{field}={text!r}'
+  if kind in ('choice', 'grid'):
+    if not args:
+      raise SpecError(f'{where}: {kind} needs at least one value')
+    return
+  if len(args) != 2 or not all(isinstance(a, (int, float)) for a in args):
+    raise SpecError(f'{where}: {kind} takes two numbers (low, high)')
+  lo, hi = args
+  if not lo < hi:
+    raise SpecError(f'{where}: low must be below high')
+  if kind == 'log_uniform' and lo <= 0:
+    raise SpecError(f'{where}: log_uniform bounds must be > 0')
+  if kind == 'one_minus_log_uniform' and not 0 < lo < hi < 1:
+    raise SpecError(f'{where}: one_minus_log_uniform bounds must lie in (0, 1)')
+  if kind == 'int_uniform' and not all(isinstance(a, int) for a in args):
+    raise SpecError(f'{where}: int_uniform bounds must be integers')
+
+
+def flatten(space, prefix=''):
+  """{'optimizer.learning_rate': 'log_uniform(..)', ...} for the non-empty entries of a space."""
+  flat = {}
+  for key, value in space.items():
+    name = f'{prefix}{key}'
+    if hasattr(value, 'items'):
+      flat.update(flatten(value, name + '.'))
+    elif value:
+      flat[name] = value
+  return flat
+
+
+def parse_space(space):
+  """The swept fields of a `sweep.space`, as {dotted field: Spec}, sorted by name."""
+  return {field: parse(text, field) for field, text in sorted(flatten(space).items())}
+
+
+def field_key(seed, trial, field):
+  """The seed of the generator behind trial `trial`'s value for `field`."""
+  return [seed, trial, zlib.crc32(field.encode())]
+
+
+def random_trials(specs, seed, num_trials):
+  """num_trials settings; trial i depends only on (seed, i) and each field's own spec."""
+  return [{field: spec.value(np.random.default_rng(field_key(seed, i, field)).random())
+           for field, spec in specs.items()} for i in range(num_trials)]
+
+
+def grid_trials(specs):
+  """The cartesian product of the grid specs, in the order of sorted field names."""
+  not_grid = [f for f, s in specs.items() if s.kind != 'grid']
+  if not_grid:
+    raise SpecError(f'sweep.space.{not_grid[0]}: sweep.strategy=grid takes only grid(...) specs')
+  fields = list(specs)
+  return [dict(zip(fields, values))
+          for values in itertools.product(*(specs[f].args for f in fields))]
+
+
+def get_field(config, field):
+  section, _, key = field.rpartition('.')
+  node = config
+  for part in filter(None, section.split('.')):
+    node = node[part]
+  return node[key]
+
+
+def with_overrides(config, overrides):
+  """A copy of `config` with {dotted field: value} applied (ints widened where fields are float)."""
+  config = config.copy_and_resolve_references()
+  for field, value in overrides.items():
+    section, _, key = field.rpartition('.')
+    node = get_field(config, section) if section else config
+    if isinstance(node[key], float) and isinstance(value, int):
+      value = float(value)
+    node[key] = value
+  return config

@@ -1,0 +1,105 @@
+"""The vmapped engine: a member equals its setting trained alone, members never leak."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bnlab import engine
+from bnlab import models
+from bnlab import space
+
+
+def _configs(config, learning_rates, **overrides):
+  return [space.with_overrides(config, {'optimizer.learning_rate': lr, **overrides})
+          for lr in learning_rates]
+
+
+def _train(configs, digits, epochs=1):
+  data, num_classes = digits
+  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
+                                        seed=0)
+  for _ in range(epochs):
+    metrics = population.run_epoch(data)
+  return population, metrics
+
+
+def _member(tree, k):
+  return jax.tree.map(lambda a: np.asarray(a[k]), tree)
+
+
+def test_member_of_a_sweep_equals_the_setting_trained_alone(config, digits):
+  # SGD, so that float-level differences between the N=4 and N=1 programs stay float-level
+  # (Adam's normalization turns them into lr-sized steps where a gradient is near zero).
+  configs = _configs(config, [3e-2, 1e-1, 3e-1, 1.0],
+                     **{'model.bn_momentum': 0.8, 'optimizer.name': 'sgd'})
+  sweep, sweep_metrics = _train(configs, digits)
+  for k in (0, 2):
+    alone, alone_metrics = _train([configs[k]], digits)
+    for tree in ('params', 'batch_stats'):
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                   _member(getattr(sweep.state, tree), k), _member(getattr(alone.state, tree), 0))
+    np.testing.assert_allclose(sweep_metrics['val_loss'][k], alone_metrics['val_loss'][0],
+                               rtol=1e-5)
+
+
+def test_a_trial_rerun_alone_reproduces_its_sweep_result(config, digits):
+  data, num_classes = digits
+  configs = _configs(config, [1e-3, 1e-2, 3e-2, 1e-1])
+  sweep = engine.train_trials(configs, [0, 1, 2, 3], data, num_classes, 0, max_parallel=4)
+  alone = engine.train_trials(configs[2:3], [2], data, num_classes, 0, max_parallel=4)
+  for metric in ('val_loss', 'val_accuracy', 'test_accuracy', 'train_loss'):
+    np.testing.assert_allclose(sweep[2][metric], alone[0][metric], rtol=1e-5)
+
+
+def test_perturbing_one_member_leaves_the_others_bit_identical(config, digits):
+  base, _ = _train(_configs(config, [1e-3, 1e-2, 3e-2]), digits, epochs=2)
+  perturbed, _ = _train(_configs(config, [1e-3, 1e2, 3e-2]), digits, epochs=2)
+  for k in (0, 2):
+    for tree in ('params', 'batch_stats'):
+      jax.tree.map(np.testing.assert_array_equal, _member(getattr(base.state, tree), k),
+                   _member(getattr(perturbed.state, tree), k))
+  assert not np.array_equal(base.state.params['Dense_0']['kernel'][1],
+                            perturbed.state.params['Dense_0']['kernel'][1])
+
+
+def test_a_diverging_member_is_frozen_and_reported(config, digits):
+  population, metrics = _train(_configs(config, [1e-2, 1e9, 3e-2]), digits, epochs=2)
+  np.testing.assert_array_equal(metrics['diverged'], [False, True, False])
+  assert population.diverged_epoch.tolist() == [-1, 0, -1]
+  assert all(np.isfinite(a).all() for a in jax.tree.leaves(_member(population.state.params, 1)))
+  assert np.isfinite(metrics['val_loss'][[0, 2]]).all()
+
+
+def test_bn_at_test_time_uses_running_averages(config, digits):
+  data, num_classes = digits
+  population, _ = _train(_configs(config, [1e-2]), digits, epochs=2)
+  state = _member(population.state, 0)
+  model = models.make_model(population.static.model, num_classes, state.model_hparams)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  x = data['x_val'][:16]
+  full = model.apply(variables, x, train=False)
+  one_by_one = jnp.concatenate([model.apply(variables, x[i:i + 1], train=False)
+                                for i in range(len(x))])
+  np.testing.assert_allclose(full, one_by_one, rtol=1e-5, atol=1e-5)
+  # In training mode the same example is normalized by its batch: outputs depend on the batch.
+  train_full, _ = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  assert not np.allclose(train_full, full, atol=1e-3)
+
+
+def test_buckets_group_by_static_settings_and_chunks_respect_max_parallel(config):
+  configs = [space.with_overrides(config, {'model.widths': w, 'optimizer.learning_rate': lr})
+             for w in ((8,), (16, 16)) for lr in (0.1, 0.01, 0.001)]
+  assert engine.buckets(configs) == [[0, 1, 2], [3, 4, 5]]
+  assert engine.chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+  assert all(len(c) <= 4 for c in engine.chunks(list(range(9)), 4))
+
+
+def test_train_trials_pads_chunks_and_returns_results_in_order(config, digits):
+  data, num_classes = digits
+  configs = _configs(config, [1e-2, 3e-2, 1e-1])
+  results = engine.train_trials(configs, [7, 8, 9], data, num_classes, 0, max_parallel=2)
+  assert [r['trial'] for r in results] == [7, 8, 9]
+  assert all(r['status'] == 'ok' and len(r['history']) == config.train.epochs for r in results)
+  alone = engine.train_trials(configs[2:], [9], data, num_classes, 0, max_parallel=2)
+  np.testing.assert_allclose(results[2]['val_loss'], alone[0]['val_loss'], rtol=1e-5)
