@@ -21,6 +21,7 @@ import optax
 
 from bnlab import models
 from bnlab import optim
+from bnlab import parallel
 
 MODEL_HPARAMS = ('bn_momentum', 'bn_epsilon', 'init_scale')
 # Fields that change no shape or control flow: traced [N] arrays, one value per member.
@@ -165,9 +166,14 @@ class Programs:
 
 
 @functools.lru_cache(maxsize=64)
-def compile_programs(static, num_classes, num_members, data_shapes):
-  """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT."""
+def compile_programs(static, num_classes, num_members, data_shapes, mesh=None):
+  """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT.
+
+  The member axis is split over `mesh` (default: every device), the data replicated.
+  """
   start = time.perf_counter()
+  mesh = mesh or parallel.member_mesh()
+  members, replicated = parallel.member_sharding(mesh), parallel.replicated(mesh)
   (x_shape, x_dtype), _, (val_shape, _), _, (test_shape, _), _ = data_shapes
   shaped = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype)
   hparams = {section: {k: shaped((num_members,)) for k in keys}
@@ -180,14 +186,17 @@ def compile_programs(static, num_classes, num_members, data_shapes):
 
   sample = shaped((1,) + x_shape[1:], x_dtype)
   init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
-                          in_axes=(0, 0, None)))
+                          in_axes=(0, 0, None)),
+                 in_shardings=(members, members, replicated), out_shardings=members)
   state = jax.eval_shape(init, hparams, member_seeds, sample)
   init = init.lower(hparams, member_seeds, sample).compile()
   epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
-                           in_axes=(0, None, None, None, None, None, None)), donate_argnums=0)
+                           in_axes=(0, None, None, None, None, None, None)), donate_argnums=0,
+                  in_shardings=(members,) + (replicated,) * 6, out_shardings=members)
   epoch = epoch.lower(state, x, y, x_val, y_val, scalar, scalar).compile()
   test = jax.jit(jax.vmap(functools.partial(evaluate, static, num_classes),
-                          in_axes=(0, None, None)))
+                          in_axes=(0, None, None)),
+                 in_shardings=(members, replicated, replicated), out_shardings=members)
   test = test.lower(state, x_test, y_test).compile()
   return Programs(init, epoch, test, time.perf_counter() - start)
 
@@ -212,26 +221,33 @@ class Population:
   def create(cls, configs, trials, data, num_classes, seed):
     """Initializes one member per config (all of one bucket), each from the shared init key."""
     static = static_config(configs[0])
-    programs = compile_programs(static, num_classes, len(configs), data_shapes(data))
-    member_seeds = np.full(len(configs), seed, np.int32)
-    state = programs.init(dynamic_hparams(configs), member_seeds, data['x_train'][:1])
+    mesh = parallel.member_mesh()
+    programs = compile_programs(static, num_classes, len(configs), data_shapes(data), mesh)
+    hparams, member_seeds = parallel.put(
+        (dynamic_hparams(configs), np.full(len(configs), seed, np.int32)),
+        parallel.member_sharding(mesh))
+    sample = parallel.put(data['x_train'][:1], parallel.replicated(mesh))
+    state = programs.init(hparams, member_seeds, sample)
     return cls(static, num_classes, np.asarray(trials), seed, state, programs)
 
   def run_epoch(self, data):
     """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""
+    data = parallel.put(data, parallel.replicated(parallel.member_mesh()))
+    seed, epoch = parallel.put((np.int32(self.seed), np.int32(self.epoch)),
+                               parallel.replicated(parallel.member_mesh()))
     self.state, metrics = self.programs.epoch(
-        self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'],
-        np.int32(self.seed), np.int32(self.epoch))
+        self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'], seed, epoch)
     self.epoch += 1
-    return jax.device_get(metrics)
+    return parallel.to_host(metrics)
 
   def evaluate_test(self, data):
     """Test loss and accuracy of every member ([N] host arrays), for reporting only."""
-    return jax.device_get(self.programs.test(self.state, data['x_test'], data['y_test']))
+    data = parallel.put(data, parallel.replicated(parallel.member_mesh()))
+    return parallel.to_host(self.programs.test(self.state, data['x_test'], data['y_test']))
 
   @property
   def diverged_epoch(self):
-    return np.asarray(jax.device_get(self.state.diverged_epoch))
+    return np.asarray(parallel.to_host(self.state.diverged_epoch))
 
 
 def buckets(configs):
@@ -254,13 +270,17 @@ def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_e
 
   Returns one result dict per trial, in input order. `on_epoch(population, metrics, seconds)` is
   called after each epoch of each chunk (for progress lines). A short chunk is padded with copies
-  of its first member (to reuse the chunk program, and to MIN_MEMBERS); the copies are dropped.
+  of its first member (to reuse the chunk program, and to a multiple of the device count with at
+  least MIN_MEMBERS on every device, so that all devices hold as many); the copies are dropped.
   """
   results = [None] * len(configs)
+  num_devices = jax.device_count()
+  data = parallel.put(data, parallel.replicated(parallel.member_mesh()))  # Placed once for all.
   for bucket in buckets(configs):
-    parts = chunks(bucket, max_parallel)
+    parts = chunks(bucket, parallel.member_limit(max_parallel, num_devices))
     for chunk in parts:
-      members = chunk + [chunk[0]] * (max(len(parts[0]), MIN_MEMBERS) - len(chunk))
+      size = parallel.padded_members(len(parts[0]), num_devices, MIN_MEMBERS * num_devices)
+      members = chunk + [chunk[0]] * (size - len(chunk))
       start = time.perf_counter()
       population = Population.create([configs[i] for i in members],
                                      [trial_ids[i] for i in members], data, num_classes, seed)
