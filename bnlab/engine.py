@@ -277,7 +277,7 @@ def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_e
   num_devices = jax.device_count()
   data = parallel.put(data, parallel.replicated(parallel.member_mesh()))  # Placed once for all.
   for bucket in buckets(configs):
-    parts = chunks(bucket, parallel.member_limit(max_parallel, num_devices))
+    parts = chunks(bucket, parallel.member_limit(max_parallel, num_devices, MIN_MEMBERS))
     for chunk in parts:
       size = parallel.padded_members(len(parts[0]), num_devices, MIN_MEMBERS * num_devices)
       members = chunk + [chunk[0]] * (size - len(chunk))

@@ -25,8 +25,8 @@ def check_flags(coordinator_address, num_processes, process_id):
   if not coordinator_address:
     if num_processes or process_id >= 0:
       raise checks.ConfigError(
-          f'num_processes={num_processes} process_id={process_id} need --coordinator_address '
-          '(host:port of process 0); leave all three out for one process or a Cloud TPU VM')
+          f"coordinator_address='' but num_processes={num_processes} process_id={process_id}: "
+          'give host:port of process 0, or leave all three out (one process, or detected)')
     return
   if ':' not in coordinator_address:
     raise checks.ConfigError(
@@ -77,9 +77,9 @@ def padded_members(count, num_devices, minimum=1):
   return -(-count // num_devices) * num_devices
 
 
-def member_limit(max_parallel, num_devices):
-  """`sweep.max_parallel` rounded down to a multiple of the device count (at least one each)."""
-  return max(max_parallel // num_devices, 1) * num_devices
+def member_limit(max_parallel, num_devices, minimum_per_device=1):
+  """`sweep.max_parallel` rounded down to a multiple of the device count (at least the minimum)."""
+  return max(max_parallel // num_devices, minimum_per_device) * num_devices
 
 
 def put(tree, sharding):

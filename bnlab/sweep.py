@@ -11,6 +11,7 @@ import numpy as np
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import engine
+from bnlab import parallel
 from bnlab import report
 from bnlab import space
 from bnlab import strategies
@@ -38,8 +39,11 @@ class Progress:
   def __init__(self, num_trials):
     self.num_trials = num_trials
     self.finished = []  # Final val accuracies of trials done so far.
+    self.compile_seconds = {}  # (bucket, members per program) -> seconds, for the summary.
 
   def on_epoch(self, population, metrics, seconds):
+    self.compile_seconds.setdefault((population.static, population.trials.size),
+                                    population.programs.compile_seconds)
     acc = np.where(metrics['diverged'], np.nan, metrics['val_accuracy'])
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])
     seen = seen[np.isfinite(seen)]
@@ -56,8 +60,10 @@ class Progress:
 def run(config, workdir):
   """Trains the sweep of `config` and writes its workdir; returns the results."""
   specs, settings, configs = prepare(config)
-  os.makedirs(workdir, exist_ok=True)
-  report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
+  writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
+  if writer:
+    os.makedirs(workdir, exist_ok=True)
+    report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   data, num_classes = data_lib.load(config.dataset)
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
                len(configs), config.dataset.name, data['y_train'].shape[0],
@@ -66,8 +72,15 @@ def run(config, workdir):
   progress = Progress(len(configs))
   results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
                                 config.seed, config.sweep.max_parallel, progress.on_epoch)
+  seconds = time.perf_counter() - start
   for result, setting, trial_config in zip(results, settings, configs):
     result['setting'], result['config'] = setting, trial_config
+  if not writer:
+    return results
+  steps = sum(r['epochs'] * (data['y_train'].shape[0] // c.train.batch_size)
+              for r, c in zip(results, configs))
+  logging.info('throughput (wall time incl. compile): %s', parallel.format_throughput(
+      parallel.throughput(steps, len(results), seconds, progress.compile_seconds.values())))
   best = report.write_report(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
   print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))

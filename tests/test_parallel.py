@@ -1,0 +1,203 @@
+"""Scale-out: 4 forced CPU devices and 2 processes over loopback give the 1-device results.
+
+XLA_FLAGS must be set before JAX starts, so the multi-device runs are subprocesses. The sweep is
+configs/test.py with SGD: Adam turns the float-level differences between programs of different
+member counts into lr-sized steps (see engine.MIN_MEMBERS), SGD keeps them float-level.
+"""
+
+import csv
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from bnlab import checks
+from bnlab import engine
+from bnlab import parallel
+from bnlab import sweep
+from configs import test as test_config
+from tests.conftest import ROOT
+
+# 20 trials, at most 8 per program: two buckets, each in two chunks, each chunk filling every device.
+OVERRIDES = {'optimizer.name': 'sgd', 'sweep.num_trials': 20, 'sweep.max_parallel': 8}
+METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
+COLLECTIVES = ('all-reduce', 'all-gather', 'all-to-all', 'collective-permute', 'reduce-scatter')
+
+# The sweep in a process with forced devices, then how its programs and member state are laid out.
+SCALED_RUN = """
+import json, sys
+sys.path.insert(0, {root!r})
+import jax
+from bnlab import data as data_lib, engine, parallel, sweep
+from configs import test
+config = test.get_config()
+config.update_from_flattened_dict({overrides!r})
+config.dataset.data_dir = {data_dir!r}
+sweep.run(config, {workdir!r})
+_, _, configs = sweep.prepare(config)
+data, num_classes = data_lib.load(config.dataset)
+population = engine.Population.create(configs[:8], list(range(8)), data, num_classes, 0)
+kernel = population.state.params['Dense_0']['kernel']
+programs = population.programs
+texts = [programs.init.as_text(), programs.epoch.as_text(), programs.test.as_text()]
+print('SCALED ' + json.dumps({{
+    'devices': jax.device_count(), 'spec': list(kernel.sharding.spec),
+    'shards': sorted(s.data.shape[0] for s in kernel.addressable_shards),
+    'collectives': sorted({{c for c in {collectives!r} for t in texts if c in t}})}}))
+"""
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _env(devices):
+  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+
+
+def _flags(data_dir):
+  return [f'--config.{k}={v}' for k, v in OVERRIDES.items()] + [
+      f'--config.dataset.data_dir={data_dir}']
+
+
+def _launch(args, devices):
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, 'launch.py'),
+                           '--config=configs/test.py', *args], cwd=ROOT, env=_env(devices),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+  out, err = process.communicate(timeout=600)
+  if process.returncode != 0:
+    raise AssertionError(err[-3000:])
+  return out, err
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, 'results.csv')) as f:
+    return list(csv.DictReader(f))
+
+
+def _assert_same_results(rows, baseline):
+  """Same trials, settings and status; metrics equal to float rounding."""
+  assert len(rows) == len(baseline) == OVERRIDES['sweep.num_trials']
+  for row, base in zip(rows, baseline):
+    for key in base:
+      if key in METRICS:
+        np.testing.assert_allclose(float(row[key]), float(base[key]), rtol=1e-5, err_msg=key)
+      elif key != 'seconds':
+        assert row[key] == base[key], key
+
+
+@pytest.fixture(scope='module')
+def baseline(tmp_path_factory, data_dir):
+  """The sweep on this (1-device) test process; also builds the digits before any subprocess."""
+  assert jax.device_count() == 1
+  config = test_config.get_config()
+  config.update_from_flattened_dict(OVERRIDES)
+  config.dataset.data_dir = data_dir
+  workdir = str(tmp_path_factory.mktemp('one_device'))
+  sweep.run(config, workdir)
+  return _rows(workdir)
+
+
+def test_four_devices_give_the_one_device_results(baseline, data_dir, tmp_path):
+  script = SCALED_RUN.format(root=ROOT, overrides=OVERRIDES, data_dir=data_dir,
+                             workdir=str(tmp_path), collectives=COLLECTIVES)
+  result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=_env(4),
+                          capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  (line,) = [l for l in result.stdout.splitlines() if l.startswith('SCALED ')]
+  info = json.loads(line[len('SCALED '):])
+  assert info['devices'] == 4
+  assert info['spec'] == [parallel.MEMBER_AXIS]
+  assert info['shards'] == [2, 2, 2, 2]  # 8 members, 2 on each device.
+  assert info['collectives'] == []  # Members never talk: no cross-device traffic at all.
+  _assert_same_results(_rows(tmp_path), baseline)
+
+
+def test_two_processes_over_loopback_give_the_one_device_results(baseline, data_dir, tmp_path):
+  address = f'127.0.0.1:{_free_port()}'
+  workdirs = [tmp_path / 'process0', tmp_path / 'process1']
+  processes = [_launch([f'--workdir={workdirs[i]}', f'--coordinator_address={address}',
+                        '--num_processes=2', f'--process_id={i}'] + _flags(data_dir), devices=2)
+               for i in range(2)]
+  outputs = [_finish(p) for p in processes]
+  assert 'on 4 cpu device(s) in 2 process(es)' in outputs[0][1]
+  assert not workdirs[1].exists()  # Only process 0 writes.
+  assert 'best: trial' in outputs[0][0] and 'best: trial' not in outputs[1][0]
+  _assert_same_results(_rows(workdirs[0]), baseline)
+
+
+def test_the_sweep_ends_with_a_throughput_summary(tmp_path, config, digits, caplog):
+  config.sweep.num_trials = 2
+  caplog.set_level(logging.INFO)
+  sweep.run(config, str(tmp_path))
+  (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith('throughput')]
+  steps_per_epoch = digits[0]['y_train'].shape[0] // config.train.batch_size
+  assert f'2 members trained, {2 * config.train.epochs * steps_per_epoch} member-steps' in line
+  assert 'on 1 cpu device(s) in 1 process(es)' in line
+  assert 'peak memory per device: n/a' in line  # JAX reports no memory stats on CPU.
+
+
+@pytest.mark.parametrize('count,devices,minimum', [(1, 1, 2), (3, 4, 8), (9, 4, 8), (13, 8, 1),
+                                                   (16, 8, 16), (100, 3, 6)])
+def test_padding_fills_every_device_alike(count, devices, minimum):
+  size = parallel.padded_members(count, devices, minimum)
+  assert size % devices == 0 and size >= max(count, minimum)
+  assert size - devices < max(count, minimum)  # The smallest such multiple.
+
+
+@pytest.mark.parametrize('max_parallel,devices', [(256, 1), (256, 3), (5, 4), (1, 4), (7, 2)])
+def test_chunks_of_a_bucket_fill_every_device_within_the_limit(max_parallel, devices):
+  limit = parallel.member_limit(max_parallel, devices, engine.MIN_MEMBERS)
+  assert limit % devices == 0 and limit >= engine.MIN_MEMBERS * devices
+  assert limit <= max(max_parallel, engine.MIN_MEMBERS * devices)
+  for trials in (1, 7, 40, 1000):
+    parts = engine.chunks(list(range(trials)), limit)
+    size = parallel.padded_members(len(parts[0]), devices, engine.MIN_MEMBERS * devices)
+    assert size <= limit and all(len(p) <= size for p in parts)
+    assert sum(parts, []) == list(range(trials))
+
+
+def test_put_places_members_and_to_host_gathers_them():
+  mesh = parallel.member_mesh()
+  tree = {'a': np.arange(6, dtype=np.float32), 'b': np.ones((6, 2), np.int32)}
+  placed = parallel.put(tree, parallel.member_sharding(mesh))
+  assert placed['a'].sharding.spec == jax.sharding.PartitionSpec(parallel.MEMBER_AXIS)
+  assert parallel.put(placed, parallel.member_sharding(mesh))['a'] is placed['a']
+  jax.tree.map(np.testing.assert_array_equal, parallel.to_host(placed), tree)
+
+
+@pytest.mark.parametrize('flags,field', [
+    (('', 2, -1), "coordinator_address='' but num_processes=2 process_id=-1"),
+    (('', 0, 1), "coordinator_address='' but num_processes=0 process_id=1"),
+    (('localhost', 2, 0), "coordinator_address='localhost'"),
+    (('127.0.0.1:1234', 0, 0), 'num_processes=0'),
+    (('127.0.0.1:1234', 2, 2), 'process_id=2'),
+    (('127.0.0.1:1234', 2, -1), 'process_id=-1'),
+])
+def test_bad_distributed_flags_name_the_field(flags, field):
+  with pytest.raises(checks.ConfigError, match=f'^{field}'):
+    parallel.check_flags(*flags)
+  parallel.check_flags('', 0, -1)  # All left out: one process (or detected on Cloud TPU).
+  parallel.check_flags('127.0.0.1:1234', 2, 1)
+
+
+def test_launch_refuses_a_bad_process_id_in_one_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
+       f'--workdir={tmp_path}/w', '--coordinator_address=127.0.0.1:1', '--num_processes=2',
+       '--process_id=5'], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: process_id=5 must be in 0..1 (num_processes - 1)')
+  assert 'Traceback' not in result.stderr and not os.path.exists(tmp_path / 'w')
