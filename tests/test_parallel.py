@@ -24,8 +24,9 @@ from bnlab import sweep
 from configs import test as test_config
 from tests.conftest import ROOT
 
-# 20 trials, at most 8 per program: two buckets, each in two chunks, each chunk filling every device.
-OVERRIDES = {'optimizer.name': 'sgd', 'sweep.num_trials': 20, 'sweep.max_parallel': 8}
+# 12 trials of one shape (one compile), at most 8 per program: two chunks, each filling every device.
+OVERRIDES = {'optimizer.name': 'sgd', 'sweep.num_trials': 12, 'sweep.max_parallel': 8,
+             'sweep.space.model.widths': ''}
 METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
 COLLECTIVES = ('all-reduce', 'all-gather', 'all-to-all', 'collective-permute', 'reduce-scatter')
 
