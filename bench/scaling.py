@@ -148,13 +148,29 @@ def section(args, info, rows):
            'warm-up; compile s = init + epoch + test programs (`Programs.compile_seconds`); '
            'CPU s in brackets is the process CPU time of the same span (all threads), which a '
            'loaded machine inflates less than wall time. '
-           'Forced CPU devices share the same cores, so on a CPU they show that sharding costs '
-           'nothing and changes no result, not a speed-up; on GPU/TPU hosts each device is real '
-           'hardware. Peak memory per device is not reported by JAX on CPU; the process peak '
-           'RSS is given instead.', '']
+           'Forced CPU devices share the machine\'s cores (each runs its shard of the members on '
+           'its own thread), so a CPU speed-up there is the cores being used more fully, not more '
+           'hardware; on GPU/TPU hosts each device is real hardware. Peak memory per device is '
+           'not reported by JAX on CPU; the process peak RSS is given instead.', '']
   if args.note:
     lines += [args.note, '']
-  return lines + table(rows) + ['']
+  return lines + table(rows) + [''] + reading(rows) + ['']
+
+
+def reading(rows):
+  """What the table says, computed from it: compile cost against N, speed-up at the largest N."""
+  compile_cpu = [r['compile_cpu_s'] for r in rows]
+  largest = max(r['members'] for r in rows)
+  at_largest = {r['devices']: r['members_per_s'] for r in rows if r['members'] == largest}
+  fewest = min(at_largest)
+  lines = [f'Compile: {min(compile_cpu):.1f}-{max(compile_cpu):.1f} CPU s for every N from '
+           f'{min(r["members"] for r in rows)} to {largest} and every device count: one compile '
+           'per bucket, whatever its size.']
+  for devices, rate in sorted(at_largest.items()):
+    if devices != fewest:
+      lines.append(f'At N={largest}, {devices} devices train {rate / at_largest[fewest]:.2f}x '
+                   f'the members/s of {fewest} ({rate:.0f} vs {at_largest[fewest]:.0f}).')
+  return [' '.join(lines)]
 
 
 def replace_section(text, new_lines):

@@ -35,7 +35,7 @@ SCALED_RUN = """
 import json, sys
 sys.path.insert(0, {root!r})
 import jax
-from bnlab import data as data_lib, engine, parallel, sweep
+from bnlab import data as data_lib, engine, sweep
 from configs import test
 config = test.get_config()
 config.update_from_flattened_dict({overrides!r})
