@@ -89,6 +89,28 @@ def _loss_and_grads(model_config, hparams, x, y):
   return jax.value_and_grad(loss_fn)(variables['params'])
 
 
+@pytest.mark.parametrize('kind', models.NORMS)
+def test_every_norm_layer_gives_each_vmapped_member_its_own_result(kind):
+  # Members differ in params, epsilon and momentum; the input is shared (the first layer) or
+  # per member (deeper layers), as in the engine.
+  x = jax.random.normal(jax.random.key(1), (2, 6, 5, 5, 4))
+  hparams = {'momentum': jnp.array([0.9, 0.5]), 'epsilon': jnp.array([1e-5, 1e-1])}
+
+  def run(hparams, x):
+    norm = models.Norm(kind, hparams['momentum'], hparams['epsilon'], groups=2)
+    variables = norm.init(jax.random.key(0), x, False)
+    params = jax.tree.map(lambda p: p + hparams['momentum'], variables.get('params', {}))
+    y, updates = norm.apply({**variables, 'params': params}, x, True, mutable=['batch_stats'])
+    return y, updates, jax.grad(lambda p: jnp.sum(jnp.sin(norm.apply(
+        {**variables, 'params': p}, x, True, mutable=['batch_stats'])[0])))(params)
+
+  for in_axes, inputs in (((0, None), x[0]), ((0, 0), x)):
+    together = jax.jit(jax.vmap(run, in_axes))(hparams, inputs)
+    alone = jax.jit(run)(_member(hparams, 1), inputs if in_axes[1] is None else inputs[1])
+    _assert_trees_close(_member(together, 1), alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['cnn', 'resnet'])
 def test_every_norm_gives_each_vmapped_member_its_own_result(config, digits, name):
   data, _ = digits
