@@ -1,4 +1,4 @@
-"""The report's parts without a sweep: importance, axis positions, the live monitor, file reading."""
+"""The report's parts without a sweep: importance, axis positions, file reading, live monitor."""
 
 import io
 import json

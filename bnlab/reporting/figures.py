@@ -83,7 +83,7 @@ def position(spec, value):
 
 def _axis_ticks(spec):
   if spec.is_numeric:
-    return [(u, f'{spec.value(u):.3g}') for u in (0.0, 0.5, 1.0)]
+    return [(u, f'{spec.value(u):.4g}') for u in (0.0, 0.5, 1.0)]
   return [(position(spec, v), str(v).replace(' ', '')) for v in spec.args]
 
 
