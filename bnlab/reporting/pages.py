@@ -25,7 +25,8 @@ STYLE = ('body{font-family:sans-serif;margin:1.5em;max-width:1400px}'
          'table{border-collapse:collapse;font-size:13px;margin:.5em 0}'
          'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
          'th{background:#eee}img{max-width:100%;border:1px solid #ddd;margin:4px}'
-         '.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}pre{font-size:12px}')
+         '.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}'
+         '.pair>div{min-width:0;overflow-x:auto}pre{font-size:12px}')
 
 
 @dataclasses.dataclass
