@@ -159,6 +159,8 @@ def write_report(workdir, config, specs, results):
     plot_metric_vs(os.path.join(workdir, 'plots', f'metric_vs_{field}.png'), field, spec,
                    results, metric)
   plot_curves(os.path.join(workdir, 'plots', 'curves.png'), results, metric, mode)
+  from bnlab.reporting import pages  # pylint: disable=import-outside-toplevel (it imports us)
+  pages.build(workdir)  # report.html and report.md, from the files just written.
   ranking = ranked(results, metric, mode)
   if not ranking:
     return None
@@ -169,3 +171,13 @@ def write_report(workdir, config, specs, results):
   write_text(os.path.join(workdir, 'best_config.py'),
              best_config_source(best['config'], best, workdir, metric))
   return best
+
+
+def main(argv=None):
+  """`python -m bnlab.report WORKDIR [--compare WORKDIR2]`: rebuilds the report from files."""
+  from bnlab.reporting import cli  # pylint: disable=import-outside-toplevel
+  cli.main(argv)
+
+
+if __name__ == '__main__':
+  main()

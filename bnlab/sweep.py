@@ -11,6 +11,7 @@ import numpy as np
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import engine
+from bnlab import monitor
 from bnlab import parallel
 from bnlab import report
 from bnlab import space
@@ -70,8 +71,11 @@ def run(config, workdir):
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   start = time.perf_counter()
   progress = Progress(len(configs))
+  live = monitor.Monitor(workdir, config, settings, configs)  # Bar, TensorBoard, timing.json.
   results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
-                                config.seed, config.sweep.max_parallel, progress.on_epoch)
+                                config.seed, config.sweep.max_parallel,
+                                monitor.chain(progress.on_epoch, live.on_epoch))
+  live.close()
   seconds = time.perf_counter() - start
   for result, setting, trial_config in zip(results, settings, configs):
     result['setting'], result['config'] = setting, trial_config

@@ -1,0 +1,184 @@
+"""report.html (self-contained: images as data: URIs) and report.md for one workdir, and the
+side-by-side comparison of two. Everything is rebuilt from the workdir files alone.
+
+    python -m bnlab.report WORKDIR                    # WORKDIR/report.html, report.md, plots/
+    python -m bnlab.report WORKDIR --compare OTHER    # WORKDIR/compare_<OTHER name>.html
+"""
+
+import base64
+import dataclasses
+import html
+import json
+import math
+import os
+import statistics
+import time
+
+from bnlab import report
+from bnlab.reporting import figures
+from bnlab.reporting import importance
+from bnlab.reporting import sweepfiles
+
+TOP = 20  # Leaderboard rows.
+PLOTS = 'plots'
+STYLE = ('body{font-family:sans-serif;margin:1.5em;max-width:1400px}'
+         'table{border-collapse:collapse;font-size:13px;margin:.5em 0}'
+         'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
+         'th{background:#eee}img{max-width:100%;border:1px solid #ddd;margin:4px}'
+         '.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}'
+         '.pair>div{min-width:0;overflow-x:auto}pre{font-size:12px}')
+
+
+@dataclasses.dataclass
+class Page:
+  """What a report shows of one sweep: its tables, text, and figures as (file name, title, PNG)."""
+  sweep: sweepfiles.Sweep
+  scores: dict
+  why_no_scores: str
+  images: list
+
+
+def fmt(value):
+  if isinstance(value, float):
+    return '' if not math.isfinite(value) else f'{value:.4g}'
+  return str(value).replace(' ', '')
+
+
+def leaderboard_rows(sweep, top=TOP):
+  """(header, rows) of the top trials with every metric and swept field."""
+  metrics = [sweep.metric] + [m for m in report.METRICS if m != sweep.metric]
+  header = ['rank', 'trial', 'status'] + metrics + ['epochs'] + list(sweep.specs)
+  rows = [[str(i + 1), str(r['trial']), r['status']] + [fmt(r[m]) for m in metrics]
+          + [str(r['epochs'])] + [fmt(r['setting'].get(f, '')) for f in sweep.specs]
+          for i, r in enumerate(report.ranked(sweep.results, sweep.metric, sweep.mode)[:top])]
+  return header, rows
+
+
+def summary_rows(sweep):
+  """(label, value) lines: progress, best, timing and device."""
+  good = [r[sweep.metric] for r in figures.scored(sweep.results, sweep.metric)]
+  ranked = report.ranked(sweep.results, sweep.metric, sweep.mode)
+  t = sweep.timing
+  counts = ', '.join(f'{n} {s}' for s, n in sweepfiles.counts(sweep.results).items())
+  rows = [('sweep', f'{sweep.config["sweep"]["strategy"]} search of '
+                    f'{sweep.config["sweep"]["num_trials"]} trials on '
+                    f'{sweep.config["dataset"]["name"]}, {sweep.metric} ({sweep.mode})'),
+          ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
+           + f': {len(sweep.results)} trials seen, {counts or "none yet"}'),
+          ('best', f'trial {ranked[0]["trial"]}: {sweep.metric} {ranked[0][sweep.metric]:.4f}'
+           if ranked else 'none'),
+          ('median', f'{statistics.median(good):.4f}' if good else 'none')]
+  if t:
+    rows += [('device', f'{t["device_count"]} x {t["device_kind"]} ({t["platform"]})'),
+             ('time', f'{t["wall_seconds"]:.1f} s wall: {t["compile_seconds"]:.1f} s compiling '
+                      f'{len(t["programs"])} programs, {t["train_seconds"]:.1f} s training '
+                      f'({t["trial_epochs_per_second"]:.1f} trial-epochs/s)')]
+    rows += [(f'program {i + 1}', f'{p["bucket"]}: {p["members"]} members, compiled in '
+                                  f'{p["compile_seconds"]:.2f} s')
+             for i, p in enumerate(t['programs'])]
+  return rows
+
+
+def make_page(sweep):
+  """Computes the importance and draws every figure of one sweep."""
+  scores, why = importance.importances(sweep.results, sweep.specs, sweep.metric, sweep.mode)
+  metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
+  images = []
+  if scores:
+    images.append(('importance.png', 'Importance chart',
+                   figures.importance_bars(scores)))
+  order = list(scores) or [f for f, s in specs.items() if s.is_numeric] + [
+      f for f, s in specs.items() if not s.is_numeric]
+  if len(order) >= 2 and figures.scored(results, metric):
+    images.append(('contour.png', f'{metric} over {order[0]} and {order[1]}',
+                   figures.contour(results, specs, order[:2], metric, mode)))
+  if specs:
+    images.append(('parallel.png', 'Parallel coordinates',
+                   figures.parallel(results, specs, metric, mode)))
+  images += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
+             for f, s in specs.items()]
+  images.append(('learning_curves.png', 'Learning curves',
+                 figures.curves(results, metric, mode)))
+  return Page(sweep, scores, why, images)
+
+
+def img(data, title):
+  uri = 'data:image/png;base64,' + base64.b64encode(data).decode('ascii')
+  return f'<figure><img src="{uri}" alt="{html.escape(title)}"></figure>'
+
+
+def html_table(header, rows, table_id=''):
+  attr = f' id="{table_id}"' if table_id else ''
+  head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
+  body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in row) + '</tr>'
+                 for row in rows)
+  return f'<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _md_table(header, rows):
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+def _importance_rows(page):
+  return [[f, f'{v:.3f}'] for f, v in page.scores.items()]
+
+
+def html_body(page, images=True):
+  """The report of one sweep as an HTML fragment."""
+  sweep = page.sweep
+  parts = [f'<h2>{html.escape(sweep.name)}</h2>',
+           html_table(['', ''], summary_rows(sweep), 'summary'),
+           f'<h3>Leaderboard (top {TOP} by {html.escape(sweep.metric)})</h3>',
+           html_table(*leaderboard_rows(sweep), 'leaderboard'),
+           '<h3>Hyperparameter importance</h3>',
+           html_table(['field', 'fANOVA importance'], _importance_rows(page))
+           if page.scores else f'<p>Not computed: {html.escape(page.why_no_scores)}.</p>']
+  if images:
+    parts += [f'<h3>{html.escape(title)}</h3>' + img(data, title)
+              for _, title, data in page.images]
+    parts.append('<h3>Config</h3><pre>' + html.escape(json.dumps(sweep.config, indent=2))
+                 + '</pre>')
+  return '\n'.join(parts)
+
+
+def html_page(title, body):
+  return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+          f'<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
+          f'<body><h1>{html.escape(title)}</h1>\n'
+          f'<p>Rebuilt from the workdir files at {time.strftime("%Y-%m-%d %H:%M:%S")}.</p>\n'
+          f'{body}\n</body></html>\n')
+
+
+def markdown(page):
+  """report.md: the same tables, the figures linked from plots/."""
+  sweep = page.sweep
+  parts = [f'# Sweep report: {sweep.name}', '',
+           '\n'.join(f'- **{k}**: {v}' for k, v in summary_rows(sweep)), '',
+           f'## Leaderboard (top {TOP} by {sweep.metric})', '',
+           _md_table(*leaderboard_rows(sweep)), '', '## Hyperparameter importance', '',
+           _md_table(['field', 'fANOVA importance'], _importance_rows(page))
+           if page.scores else f'Not computed: {page.why_no_scores}.', '']
+  parts += [f'## {title}\n\n![{title}]({PLOTS}/{name})\n' for name, title, _ in page.images]
+  parts += ['## Config', '', '```json', json.dumps(sweep.config, indent=2), '```', '']
+  return '\n'.join(parts)
+
+
+def write_bytes(path, data):
+  """Writes `data` to `path` atomically, like report.write_text."""
+  tmp = f'{path}.tmp'
+  with open(tmp, 'wb') as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def build(workdir):
+  """Writes WORKDIR/report.html, report.md and the figures in plots/; returns the html path."""
+  page = make_page(sweepfiles.load(workdir))
+  os.makedirs(os.path.join(workdir, PLOTS), exist_ok=True)
+  for name, _, data in page.images:
+    write_bytes(os.path.join(workdir, PLOTS, name), data)
+  report.write_text(os.path.join(workdir, 'report.md'), markdown(page))
+  path = os.path.join(workdir, 'report.html')
+  report.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))
+  return path

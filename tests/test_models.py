@@ -1,0 +1,201 @@
+"""Models and BN modes under the vmapped engine: scratch BN trains like Flax's, CNN/ResNet members
+equal their settings trained alone, precise/batch evaluation, and the bad-input table."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from bnlab import checks
+from bnlab import engine
+from bnlab import models
+from bnlab import space
+from bnlab import sweep
+
+
+def _train(configs, digits, epochs=1):
+  data, num_classes = digits
+  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
+                                        seed=0)
+  for _ in range(epochs):
+    metrics = population.run_epoch(data)
+  return population, metrics
+
+
+def _member(tree, k):
+  return jax.tree.map(lambda a: np.asarray(a[k]), tree)
+
+
+def _assert_trees_close(a, b, rtol, atol):
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
+
+
+def _by_path(tree):
+  """Leaves keyed by path, bnlab's ScratchBatchNorm under the name of Flax's BatchNorm."""
+  return {jax.tree_util.keystr(p).replace('ScratchBatchNorm', 'BatchNorm'): a
+          for p, a in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_scratch_batch_norm_trains_like_flax_batch_norm(config, digits):
+  # Two members with their own BN momentum in one program: momentum is per-member for both.
+  # Heavy-ball momentum, not Adam: the gradient of a weight whose input is constant within a
+  # batch is exactly zero before BN only in exact arithmetic; both BNs leave ~1e-9 of float
+  # noise there, different noise, and Adam scales noise to lr-sized steps (~1e-3 apart).
+  setting = {'optimizer.name': 'momentum', 'optimizer.learning_rate': 0.05}
+  runs = {}
+  for norm in ('batch', 'batch_scratch'):
+    configs = [space.with_overrides(config, {**setting, 'model.norm': norm,
+                                             'model.bn_momentum': m}) for m in (0.9, 0.5)]
+    runs[norm] = _train(configs, digits, epochs=3)
+  (flax_pop, flax_metrics), (ours_pop, ours_metrics) = runs['batch'], runs['batch_scratch']
+  np.testing.assert_allclose(ours_metrics['val_loss'], flax_metrics['val_loss'], rtol=1e-5)
+  for tree in ('params', 'batch_stats'):
+    ours, theirs = (_by_path(getattr(p.state, tree)) for p in (ours_pop, flax_pop))
+    assert ours.keys() == theirs.keys()
+    _assert_trees_close(ours, theirs, rtol=1e-4, atol=1e-5)
+  # The two members' running averages differ: each used its own momentum.
+  stats = ours_pop.state.batch_stats['Norm_0']['ScratchBatchNorm_0']['mean']
+  assert not np.allclose(stats[0], stats[1], atol=1e-3)
+
+
+@pytest.mark.parametrize('name,norm', [('cnn', 'batch_scratch'), ('resnet', 'batch')])
+def test_a_conv_member_of_a_sweep_equals_the_setting_trained_alone(config, digits, name, norm):
+  # Vmapped over members, convolutions with per-member kernels become grouped convolutions.
+  configs = [space.with_overrides(config, {
+      'model.name': name, 'model.norm': norm, 'model.widths': (8, 8), 'model.depth': 1,
+      'optimizer.name': 'sgd', 'optimizer.learning_rate': lr}) for lr in (0.05, 0.2)]
+  sweep_pop, sweep_metrics = _train(configs, digits)
+  alone_pop, alone_metrics = _train(configs[1:], digits)
+  for tree in ('params', 'batch_stats'):
+    _assert_trees_close(_member(getattr(sweep_pop.state, tree), 1),
+                        _member(getattr(alone_pop.state, tree), 0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(sweep_metrics['val_loss'][1], alone_metrics['val_loss'][0],
+                             rtol=1e-5)
+
+
+def _loss_and_grads(model_config, hparams, x, y):
+  """One training-mode loss and gradient, as train_step computes them."""
+  model = models.make_model(model_config, 10, hparams)
+  variables = model.init(jax.random.key(0), x[:1], train=False)
+
+  def loss_fn(params):
+    logits, _ = model.apply({**variables, 'params': params}, x, train=True,
+                            mutable=['batch_stats'])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  return jax.value_and_grad(loss_fn)(variables['params'])
+
+
+@pytest.mark.parametrize('kind', models.NORMS)
+def test_every_norm_layer_gives_each_vmapped_member_its_own_result(kind):
+  # Members differ in params, epsilon and momentum; the input is shared (the first layer) or
+  # per member (deeper layers), as in the engine.
+  x = jax.random.normal(jax.random.key(1), (2, 6, 5, 5, 4))
+  hparams = {'momentum': jnp.array([0.9, 0.5]), 'epsilon': jnp.array([1e-5, 1e-1])}
+
+  def run(hparams, x):
+    norm = models.Norm(kind, hparams['momentum'], hparams['epsilon'], groups=2)
+    variables = norm.init(jax.random.key(0), x, False)
+    params = jax.tree.map(lambda p: p + hparams['momentum'], variables.get('params', {}))
+    y, updates = norm.apply({**variables, 'params': params}, x, True, mutable=['batch_stats'])
+    return y, updates, jax.grad(lambda p: jnp.sum(jnp.sin(norm.apply(
+        {**variables, 'params': p}, x, True, mutable=['batch_stats'])[0])))(params)
+
+  for in_axes, inputs in (((0, None), x[0]), ((0, 0), x)):
+    together = jax.jit(jax.vmap(run, in_axes))(hparams, inputs)
+    alone = jax.jit(run)(_member(hparams, 1), inputs if in_axes[1] is None else inputs[1])
+    _assert_trees_close(_member(together, 1), alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['cnn', 'resnet'])
+def test_every_norm_gives_each_vmapped_member_its_own_result(config, digits, name):
+  data, _ = digits
+  x, y = data['x_train'][:8], data['y_train'][:8]
+  hparams = {'bn_momentum': jnp.array([0.9, 0.5]), 'bn_epsilon': jnp.array([1e-5, 1e-3]),
+             'init_scale': jnp.array([1.0, 2.0])}
+  for norm in models.NORMS:
+    model_config = space.with_overrides(config, {
+        'model.name': name, 'model.norm': norm, 'model.widths': (4, 8), 'model.groups': 2,
+        'model.depth': 1}).model
+    run = functools.partial(_loss_and_grads, model_config, x=x, y=y)
+    together = jax.jit(jax.vmap(run))(hparams)
+    alone = jax.jit(run)(_member(hparams, 1))
+    _assert_trees_close(_member(together, 1), alone, rtol=1e-4, atol=1e-6)
+
+
+def _mlp_state(config, digits, **overrides):
+  data, num_classes = digits
+  static = engine.static_config(space.with_overrides(config, overrides))
+  hparams = jax.tree.map(lambda a: a[0], engine.dynamic_hparams([config]))
+  state = engine.init_member(static, num_classes, data['x_train'].shape[0], hparams, 0,
+                             data['x_train'][:1])
+  return static, num_classes, state
+
+
+def test_precise_bn_recomputes_the_population_statistics(config, digits):
+  data, _ = digits
+  static, num_classes, state = _mlp_state(config, digits, **{'model.widths': (8,)})
+  x = data['x_train']
+  stats = engine.precise_batch_stats(static, num_classes, state, x)['Norm_0']['BatchNorm_0']
+  used = x[:x.shape[0] // static.train.batch_size * static.train.batch_size]
+  h = np.asarray(used, np.float64).reshape(used.shape[0], -1) @ np.asarray(
+      state.params['Dense_0']['kernel'], np.float64)  # The first BN's input over the set.
+  np.testing.assert_allclose(stats['mean'], h.mean(0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(stats['var'], h.var(0), rtol=1e-4)
+
+
+def test_batch_statistics_at_evaluation_normalize_by_the_evaluated_batch(config, digits):
+  data, _ = digits
+  n = 100
+  static, num_classes, state = _mlp_state(config, digits, **{'train.batch_size': n})
+  x, y = data['x_val'][:n], data['y_val'][:n]
+  model = models.make_model(static.model, num_classes, state.model_hparams)
+  logits, _ = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
+                          train=True, mutable=['batch_stats'])
+  expected = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  ours = engine.evaluate(static, num_classes, state, x, y, batch_statistics=True)
+  np.testing.assert_allclose(ours['loss'], expected, rtol=1e-5)
+  running = engine.evaluate(static, num_classes, state, x, y)
+  assert not np.isclose(running['loss'], ours['loss'], rtol=1e-3)
+
+
+def test_bn_eval_modes_report_their_gap_to_the_running_averages(config, digits):
+  data, num_classes = digits
+  configs = [space.with_overrides(config, {'model.bn_eval': mode, 'model.widths': (8,),
+                                           'train.epochs': 1})
+             for mode in checks.BN_EVALS]
+  results = engine.train_trials(configs, [0, 1, 2], data, num_classes, 0, max_parallel=2)
+  running = results[0]
+  assert 'val_loss_running' not in running and 'val_loss_running' not in running['history'][0]
+  for result in results[1:]:  # Training is the same; only the statistics at evaluation differ.
+    np.testing.assert_allclose(result['val_loss_running'], running['val_loss'], rtol=1e-6)
+    np.testing.assert_allclose(result['history'][0]['val_accuracy_running'],
+                               running['val_accuracy'], rtol=1e-6)
+    np.testing.assert_allclose(result['train_loss'], running['train_loss'], rtol=1e-6)
+    assert not np.isclose(result['val_loss'], running['val_loss'], rtol=1e-4)
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'model.norm': 'batchnorm'}, "model.norm='batchnorm' is not one of: batch, batch_scratch, "
+                                  'layer, group, instance, none'),
+    ({'model.name': 'vgg'}, "model.name='vgg' is not one of: mlp, cnn, resnet"),
+    ({'model.norm': 'group', 'model.groups': 3}, 'model.groups=3 must divide every width of '
+                                                 'model.widths=(16, 16); valid: 1, 2, 4, 8, 16'),
+    ({'model.norm': 'group', 'model.groups': 0}, 'model.groups=0 must be a int >= 1'),
+    ({'model.depth': 0}, 'model.depth=0 must be a int >= 1'),
+    ({'model.norm': 'instance'}, "model.norm='instance' needs images (model.name cnn or "
+                                 "resnet): on model.name='mlp' every instance is a single value"),
+    ({'model.bn_eval': 'train'}, "model.bn_eval='train' is not one of: running, batch, precise"),
+])
+def test_bad_model_input_is_one_line_naming_the_field(config, overrides, message):
+  config.sweep.space.model.widths = ''
+  for field, value in overrides.items():
+    section, key = field.split('.')
+    config[section][key] = value
+  with pytest.raises(checks.ConfigError) as error:
+    sweep.prepare(config)
+  assert str(error.value) == message

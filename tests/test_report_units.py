@@ -1,0 +1,117 @@
+"""The report's parts without a sweep: importance, axis positions, file reading, live monitor."""
+
+import io
+import json
+import math
+import os
+import types
+
+import numpy as np
+import optuna
+import pytest
+
+from bnlab import monitor
+from bnlab import space
+from bnlab.reporting import figures
+from bnlab.reporting import importance
+from bnlab.reporting import sweepfiles
+from configs import test as test_config
+
+SPECS = {'lr': space.parse('log_uniform(1e-4, 1e-1)'), 'noise': space.parse('uniform(0, 1)'),
+         'b2': space.parse('one_minus_log_uniform(0.9, 0.9999)'),
+         'widths': space.parse('choice((16, 16), (8,))')}
+
+
+def synthetic(n, seed=0, specs=SPECS):
+  """Trials whose metric depends on the learning rate alone (peak at 10^-2.5)."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(n):
+    setting = {f: s.value(rng.random()) for f, s in specs.items()}
+    out.append({'trial': i, 'status': 'ok', 'setting': setting,
+                'val_accuracy': 1 - (math.log10(setting['lr']) + 2.5) ** 2 / 4})
+  return out
+
+
+def test_fanova_finds_the_one_field_that_matters():
+  scores, why = importance.importances(synthetic(48), SPECS, 'val_accuracy', 'max')
+  assert not why and list(scores)[0] == 'lr' and scores['lr'] > 0.6
+  assert sum(scores.values()) == pytest.approx(1.0)
+
+
+def test_importance_explains_when_it_cannot_be_computed():
+  assert importance.importances(synthetic(2), SPECS, 'val_accuracy', 'max') == (
+      {}, '2 finished trials; importance needs at least 3')
+  flat = [dict(r, val_accuracy=0.5) for r in synthetic(5)]
+  assert importance.importances(flat, SPECS, 'val_accuracy', 'max')[1] == (
+      'every finished trial has val_accuracy=0.5')
+  one = {'lr': SPECS['lr']}
+  assert importance.importances(synthetic(8, specs=one), one, 'val_accuracy', 'max') == (
+      {'lr': 1.0}, '')
+
+
+def test_distributions_follow_the_scale_each_spec_samples():
+  lr = importance.distribution(SPECS['lr'])
+  assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
+  b2 = importance.distribution(SPECS['b2'])
+  assert (b2.low, b2.high, b2.log) == (pytest.approx(1e-4), pytest.approx(0.1), True)
+  assert importance.param_value(SPECS['b2'], 0.99) == pytest.approx(0.01)
+  widths = importance.distribution(SPECS['widths'])
+  assert widths.choices == ('(16, 16)', '(8,)')
+  assert importance.distribution(space.parse('int_uniform(1, 4)')) == (
+      optuna.distributions.IntDistribution(1, 4))
+
+
+def test_only_finished_trials_feed_the_study():
+  trials = synthetic(6)
+  trials[0]['status'], trials[1]['status'] = 'pruned', 'diverged'
+  trials[2]['val_accuracy'] = float('nan')
+  study = importance.study(trials, SPECS, 'val_accuracy', 'min')
+  assert len(study.trials) == 3 and study.direction == optuna.study.StudyDirection.MINIMIZE
+
+
+def test_parallel_axes_put_values_on_their_sampling_scale():
+  assert figures.position(SPECS['lr'], math.sqrt(1e-4 * 1e-1)) == pytest.approx(0.5)
+  assert figures.position(SPECS['b2'], 1 - 10 ** -2.5) == pytest.approx(0.5)  # 1-b2 log scale.
+  assert figures.position(SPECS['b2'], 0.99) == pytest.approx(1 / 3)  # 1e-2 in 1e-1..1e-4.
+  assert figures.position(SPECS['noise'], 0.25) == 0.25
+  assert [figures.position(SPECS['widths'], v) for v in ((16, 16), (8,))] == [0.0, 1.0]
+
+
+def test_values_read_back_from_csv_and_json_get_their_spec_types():
+  assert sweepfiles.parse_value(SPECS['widths'], '(8,)') == (8,)
+  assert sweepfiles.parse_value(SPECS['widths'], [16, 16]) == (16, 16)
+  assert sweepfiles.parse_value(space.parse('int_uniform(1, 4)'), '3') == 3
+  assert sweepfiles.parse_value(SPECS['lr'], '0.001') == 0.001
+
+
+def fake_population(trials, epoch, epochs, programs):
+  return types.SimpleNamespace(trials=np.asarray(trials), epoch=epoch, programs=programs,
+                               static=types.SimpleNamespace(
+                                   train=types.SimpleNamespace(epochs=epochs)))
+
+
+def test_monitor_counts_each_trial_once_and_tracks_best_and_median(tmp_path):
+  config = test_config.get_config()
+  settings = [{'optimizer.learning_rate': 0.01 * (i + 1)} for i in range(3)]
+  bar = io.StringIO()
+  live = monitor.Monitor(str(tmp_path), config, settings, [config] * 3, bar_file=bar)
+  programs = types.SimpleNamespace(compile_seconds=1.5)
+  # A chunk of trials 0, 1 and one of trial 2 padded with a copy of itself (as the engine does).
+  for trials, accs, diverged in (([0, 1], [.5, .7], [0, 0]), ([2, 2], [.9, .9], [1, 1])):
+    for epoch in (1, 2):
+      metrics = {'val_accuracy': np.array(accs), 'val_loss': np.ones(2),
+                 'train_loss': np.ones(2), 'diverged': np.array(diverged, bool)}
+      live.on_epoch(fake_population(trials, epoch, 2, programs), metrics, 0.25)
+  live.close()
+  assert live.bar.n == live.bar.total == 3 * config.train.epochs
+  assert 'val_accuracy best 0.7000 median 0.6000' in bar.getvalue()  # Trial 2 diverged.
+  rows = sweepfiles.read_jsonl(os.path.join(tmp_path, sweepfiles.PROGRESS_FILE))
+  assert [(r['trial'], r['epoch']) for r in rows] == [(0, 1), (1, 1), (0, 2), (1, 2), (2, 1),
+                                                      (2, 2)]
+  assert rows[-1]['diverged'] and rows[0]['optimizer.learning_rate'] == 0.01
+  with open(os.path.join(tmp_path, sweepfiles.TIMING_FILE)) as f:
+    timing = json.load(f)
+  assert timing['compile_seconds'] == 1.5 and len(timing['programs']) == 1
+  assert timing['train_seconds'] == 1.0 and timing['trial_epochs'] == 6
+  assert sorted(os.listdir(tmp_path / 'tensorboard')) == ['trial_0000', 'trial_0001']
