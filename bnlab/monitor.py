@@ -123,7 +123,8 @@ class Monitor:
     self.bar = tqdm.tqdm(total=sum(c.train.epochs for c in configs), unit='trial-epoch',
                          file=bar_file or sys.stderr, disable=None if bar_file is None else False,
                          dynamic_ncols=True)
-    os.makedirs(workdir, exist_ok=True)
+    if self.primary:
+      os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, sweepfiles.PROGRESS_FILE) if self.primary else os.devnull
     self.progress = open(path, 'a')  # pylint: disable=consider-using-with (closed by close())
 
