@@ -49,7 +49,7 @@ def main(argv):
     try:
       checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.
     except OSError as e:  # config_flags defers a config file that failed to load to here.
-      fail(str(e).splitlines()[0] + f': {config_file}')
+      fail(f'--config={config_file}: cannot load it: {str(e).strip().splitlines()[-1].strip()}')
     if not _OVERWRITE.value:
       checks.check_workdir(_CONFIG.value, workdir)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

@@ -12,6 +12,7 @@ import functools
 import time
 from typing import Any
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -302,6 +303,8 @@ def _train_chunk(configs, trial_ids, count, data, num_classes, seed, on_epoch, c
   history, seconds_before = [], 0.0
   if checkpointer:
     history, seconds_before, _ = population.restore(checkpointer, key)
+    if population.epoch:
+      logging.info('trials %s resume after epoch %d', list(trial_ids[:count]), population.epoch)
   epochs = population.static.train.epochs
   while population.epoch < epochs:
     epoch_start = time.perf_counter()
