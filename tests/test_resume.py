@@ -184,34 +184,37 @@ def test_another_config_on_a_workdir_is_refused_and_leaves_it_untouched(config, 
   assert len(sweep.run(config, str(tmp_path), overwrite=True)) == 2
 
 
-def _launch(workdir, data_dir):
+def _launch(workdir, data_dir, log):
   return subprocess.Popen(
       [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
        f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
        '--config.train.epochs=3', '--config.sweep.max_parallel=2'],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _first_checkpoint(workdir, process, timeout=300):
   """Waits until Orbax has committed a checkpoint (its step folder renamed into place)."""
   deadline = time.monotonic() + timeout
-  pattern = os.path.join(workdir, 'checkpoints', 'populations', '*', '[0-9]*')
+  pattern = os.path.join(workdir, 'checkpoints', 'populations', '*', '*')
   while time.monotonic() < deadline and process.poll() is None:
-    if any('tmp' not in p for p in glob.glob(pattern)):
+    if any(os.path.basename(p).isdigit() for p in glob.glob(pattern)):
       return True
-    time.sleep(0.05)
+    time.sleep(0.02)
   return False
 
 
 def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(uninterrupted, data_dir,
                                                                  tmp_path):
-  process = _launch(tmp_path, data_dir)
-  assert _first_checkpoint(str(tmp_path), process), process.communicate()[1][-2000:]
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert not os.path.exists(tmp_path / 'checkpoints' / 'complete.json')
-  process = _launch(tmp_path, data_dir)
-  _, stderr = process.communicate(timeout=600)
-  assert process.returncode == 0, stderr[-3000:]
-  assert 'resume after epoch' in stderr
-  assert _results(str(tmp_path)) == uninterrupted
+  workdir = str(tmp_path / 'workdir')
+  with open(tmp_path / 'killed.log', 'w') as log:
+    process = _launch(workdir, data_dir, log)
+    found = _first_checkpoint(workdir, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  assert found, (tmp_path / 'killed.log').read_text()[-3000:]
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints', 'complete.json'))
+  with open(tmp_path / 'resumed.log', 'w') as log:
+    process = _launch(workdir, data_dir, log)
+    assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
+  assert 'resume after epoch' in (tmp_path / 'resumed.log').read_text()
+  assert _results(workdir) == uninterrupted
