@@ -31,11 +31,16 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except flags.Error as e:
     fail(e)
+  except OSError as e:  # config_flags: the config file failed to load.
+    fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
   except (KeyError, AttributeError) as e:  # config_flags: an override of a field not in the config.
-    key = str(e).strip('"\'')
-    names = [a.split('=')[0] for a in argv if a.startswith('--config.') and
-             f'.{key}' in a.split('=')[0]]
-    fail(f'{names[0] if names else key}: the config has no field {key!r}')
+    while isinstance(e, BaseException) and e.args:
+      e = e.args[0]
+    key, _, hint = str(e).partition('\n')
+    key = key.strip('"\'')
+    names = [a.split('=')[0] for a in argv if a.split('=')[0].endswith(f'.{key}')]
+    fail(f'{names[0] if names else key}: the config has no field {key!r}'
+         + (f' ({hint.strip()})' if hint else ''))
 
 
 def main(argv):
@@ -49,7 +54,7 @@ def main(argv):
     try:
       checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.
     except OSError as e:  # config_flags defers a config file that failed to load to here.
-      fail(f'--config={config_file}: cannot load it: {str(e).strip().splitlines()[-1].strip()}')
+      fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
     if not _OVERWRITE.value:
       checks.check_workdir(_CONFIG.value, workdir)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
