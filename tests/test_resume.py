@@ -188,7 +188,8 @@ def _launch(workdir, data_dir, log):
   return subprocess.Popen(
       [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
        f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
-       '--config.train.epochs=3', '--config.sweep.max_parallel=2'],
+       '--config.train.epochs=3', '--config.sweep.max_parallel=2',
+       '--config.train.checkpoint_every=1'],
       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
