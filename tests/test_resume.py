@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 from orbax.checkpoint._src.path import atomicity
 import pytest
 
@@ -15,6 +17,7 @@ from bnlab import checkpoint
 from bnlab import checks
 from bnlab import engine
 from bnlab import report
+from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
 
@@ -219,3 +222,20 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(uninterrupted, 
     assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
   assert 'resume after epoch' in (tmp_path / 'resumed.log').read_text()
   assert _results(workdir) == uninterrupted
+
+
+def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits, tmp_path):
+  data, num_classes = digits
+  configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
+  original = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  history = [original.run_epoch(data)]
+  checkpointer = checkpoint.SweepCheckpointer(str(tmp_path))
+  original.save(checkpointer, 'rung0', history, seconds=1.5, extra={'survivors': [1, 0]})
+  restored = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  restored_history, seconds, extra = restored.restore(checkpointer, 'rung0')
+  assert (restored.epoch, seconds, extra) == (1, 1.5, {'survivors': [1, 0]})
+  jax.tree.map(np.testing.assert_array_equal, restored_history, history)
+  jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)
+  jax.tree.map(np.testing.assert_array_equal, restored.run_epoch(data), original.run_epoch(data))
+  assert engine.Population.create(configs, [0, 1], data, num_classes, seed=0).restore(
+      checkpointer, 'no_such_rung') == ([], 0.0, None)
