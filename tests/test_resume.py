@@ -187,12 +187,16 @@ def test_another_config_on_a_workdir_is_refused_and_leaves_it_untouched(config, 
   assert len(sweep.run(config, str(tmp_path), overwrite=True)) == 2
 
 
+# One shape (one compile per process), four trials in two chunks, a checkpoint every epoch.
+KILLED = {'train.epochs': 3, 'sweep.max_parallel': 2, 'train.checkpoint_every': 1,
+          'sweep.num_trials': 4, 'sweep.space.model.widths': ''}
+
+
 def _launch(workdir, data_dir, log):
   return subprocess.Popen(
       [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
        f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
-       '--config.train.epochs=3', '--config.sweep.max_parallel=2',
-       '--config.train.checkpoint_every=1'],
+       *[f'--config.{field}={value}' for field, value in KILLED.items()]],
       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -207,8 +211,9 @@ def _first_checkpoint(workdir, process, timeout=300):
   return False
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(uninterrupted, data_dir,
-                                                                 tmp_path):
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(config, data_dir, tmp_path):
+  config = space.with_overrides(config, KILLED)
+  sweep.run(config, str(tmp_path / 'uninterrupted'))
   workdir = str(tmp_path / 'workdir')
   with open(tmp_path / 'killed.log', 'w') as log:
     process = _launch(workdir, data_dir, log)
@@ -221,7 +226,7 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(uninterrupted, 
     process = _launch(workdir, data_dir, log)
     assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
   assert 'resume after epoch' in (tmp_path / 'resumed.log').read_text()
-  assert _results(workdir) == uninterrupted
+  assert _results(workdir) == _results(str(tmp_path / 'uninterrupted'))
 
 
 def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits, tmp_path):
