@@ -12,6 +12,7 @@ import functools
 import time
 from typing import Any
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -52,6 +53,7 @@ def static_config(config):
   for field in DYNAMIC_FIELDS:
     section, key = field.split('.')
     tree[section].pop(key)
+  tree['train'].pop('checkpoint_every', None)  # Host-side cadence: not part of the program.
   return ml_collections.FrozenConfigDict(tree)
 
 
@@ -288,6 +290,18 @@ class Population:
   def diverged_epoch(self):
     return np.asarray(jax.device_get(self.state.diverged_epoch))
 
+  def save(self, checkpointer, name, history, seconds=0.0, extra=None):
+    """Checkpoints the stacked state, the epoch and `history` as `name` (bnlab.checkpoint)."""
+    checkpointer.save_population(name, self.state, self.epoch, history, seconds, extra)
+
+  def restore(self, checkpointer, name):
+    """Continues from the last checkpoint of `name`, if any: (history, seconds, extra)."""
+    restored = checkpointer.restore_population(name, self.state)
+    if restored is None:
+      return [], 0.0, None
+    self.state, self.epoch, history, seconds, extra = restored
+    return history, seconds, extra
+
 
 def buckets(configs):
   """Groups trial indices by static config (first-seen order): each group compiles once."""
@@ -304,32 +318,60 @@ def chunks(indices, max_parallel):
   return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
-def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_epoch=None):
+def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_epoch=None,
+                 checkpointer=None):
   """Trains every trial config to its last epoch, bucket by bucket and chunk by chunk.
 
   Returns one result dict per trial, in input order. `on_epoch(population, metrics, seconds)` is
   called after each epoch of each chunk (for progress lines). A short chunk is padded with copies
   of its first member (to reuse the chunk program, and to MIN_MEMBERS); the copies are dropped.
+  With a `checkpointer` (bnlab.checkpoint) a finished chunk is journaled and not trained again,
+  and a chunk in flight continues from its last checkpointed epoch.
   """
   results = [None] * len(configs)
   for bucket in buckets(configs):
     parts = chunks(bucket, max_parallel)
     for chunk in parts:
       members = chunk + [chunk[0]] * (max(len(parts[0]), MIN_MEMBERS) - len(chunk))
-      start = time.perf_counter()
-      population = Population.create([configs[i] for i in members],
-                                     [trial_ids[i] for i in members], data, num_classes, seed)
-      history = []
-      for _ in range(population.static.train.epochs):
-        epoch_start = time.perf_counter()
-        history.append(population.run_epoch(data))
-        if on_epoch:
-          on_epoch(population, history[-1], time.perf_counter() - epoch_start)
-      test = population.evaluate_test(data)
-      seconds = (time.perf_counter() - start) / len(members)
-      for k, i in enumerate(chunk):
-        results[i] = member_result(trial_ids[i], k, history, test, population, seconds)
+      key = None
+      if checkpointer:
+        key = checkpointer.chunk_key([configs[i] for i in members],
+                                     [trial_ids[i] for i in members], seed)
+        done = checkpointer.load_chunk(key)
+        if done is not None:
+          for i, result in zip(chunk, done):
+            results[i] = result
+          continue
+      chunk_results = _train_chunk([configs[i] for i in members], [trial_ids[i] for i in members],
+                                   len(chunk), data, num_classes, seed, on_epoch, checkpointer, key)
+      for i, result in zip(chunk, chunk_results):
+        results[i] = result
+      if checkpointer:
+        checkpointer.save_chunk(key, chunk_results)
   return results
+
+
+def _train_chunk(configs, trial_ids, count, data, num_classes, seed, on_epoch, checkpointer, key):
+  """Trains one chunk's population (resuming it when checkpointed); the first `count` results."""
+  start = time.perf_counter()
+  population = Population.create(configs, trial_ids, data, num_classes, seed)
+  history, seconds_before = [], 0.0
+  if checkpointer:
+    history, seconds_before, _ = population.restore(checkpointer, key)
+    if population.epoch:
+      logging.info('trials %s resume after epoch %d', list(trial_ids[:count]), population.epoch)
+  epochs = population.static.train.epochs
+  while population.epoch < epochs:
+    epoch_start = time.perf_counter()
+    history.append(population.run_epoch(data))
+    if on_epoch:
+      on_epoch(population, history[-1], time.perf_counter() - epoch_start)
+    if checkpointer and checkpointer.due(population.epoch, epochs):
+      population.save(checkpointer, key, history, seconds_before + time.perf_counter() - start)
+  test = population.evaluate_test(data)
+  seconds = (seconds_before + time.perf_counter() - start) / len(configs)
+  return [member_result(trial_ids[k], k, history, test, population, seconds)
+          for k in range(count)]
 
 
 def member_result(trial, k, history, test, population, seconds):

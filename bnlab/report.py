@@ -17,7 +17,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
-CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds')
+CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds', 'diverged_epoch')
 
 
 def write_text(path, text):

@@ -2,15 +2,19 @@
 
 import json
 import os
+import shutil
 import statistics
+import sys
 import time
 
 from absl import logging
 import numpy as np
 
+from bnlab import checkpoint
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import engine
+from bnlab import memory
 from bnlab import monitor
 from bnlab import report
 from bnlab import space
@@ -19,8 +23,7 @@ from bnlab import strategies
 
 def prepare(config):
   """Checks the config and builds every trial's config; raises ConfigError before compiling."""
-  specs = checks.check_sweep(config)
-  checks.check_trial(config)
+  specs = checks.check_config(config)
   settings = strategies.propose(config, specs)
   configs = []
   for setting in settings:
@@ -54,12 +57,32 @@ class Progress:
       self.finished.extend(acc.tolist())
 
 
-def run(config, workdir):
-  """Trains the sweep of `config` and writes its workdir; returns the results."""
+def open_workdir(config, workdir, overwrite=False):
+  """A checkpointer for `workdir`, after refusing a workdir of another config (or clearing it)."""
+  if overwrite and os.path.exists(os.path.join(workdir, 'config.json')):
+    shutil.rmtree(workdir)  # Only a folder that holds a bnlab config.json: one of ours.
+  checks.check_workdir(config, workdir)
+  checkpointer = checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
+  if not checkpointer.is_complete():
+    os.makedirs(workdir, exist_ok=True)
+    report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
+  return checkpointer
+
+
+def run(config, workdir, overwrite=False):
+  """Trains the sweep of `config` and writes its workdir; returns the results.
+
+  An interrupted sweep on `workdir` resumes from its checkpoints; a complete one is left as it
+  is (returns None); one of another config is refused (checks.ConfigError) unless `overwrite`.
+  """
   specs, settings, configs = prepare(config)
-  os.makedirs(workdir, exist_ok=True)
-  report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
+  checkpointer = open_workdir(config, workdir, overwrite)
+  if checkpointer.is_complete():
+    print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
+    return None
   data, num_classes = data_lib.load(config.dataset)
+  max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,
+                                     config.sweep.max_parallel)
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
                len(configs), config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
@@ -67,16 +90,19 @@ def run(config, workdir):
   progress = Progress(len(configs))
   live = monitor.Monitor(workdir, config, settings, configs)  # Bar, TensorBoard, timing.json.
   results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
-                                config.seed, config.sweep.max_parallel,
-                                monitor.chain(progress.on_epoch, live.on_epoch))
+                                config.seed, max_parallel,
+                                monitor.chain(progress.on_epoch, live.on_epoch), checkpointer)
   live.close()
   for result, setting, trial_config in zip(results, settings, configs):
     result['setting'], result['config'] = setting, trial_config
   best = report.write_report(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
   print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))
+  checkpointer.mark_complete({'trials': len(results), 'best': best and best['trial']})
+  checkpointer.close()
   if best is None:
-    logging.error('every trial diverged: no best setting (try lower learning rates)')
+    print(f'error: every one of the {len(results)} trials diverged (non-finite loss): no best '
+          'setting; try lower learning rates', file=sys.stderr)
   else:
     print(f'best: trial {best["trial"]} {config.sweep.metric}={best[config.sweep.metric]:.4f}'
           f' -> {os.path.join(workdir, "best_config.py")}')
