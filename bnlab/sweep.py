@@ -10,7 +10,6 @@ import numpy as np
 
 from bnlab import checks
 from bnlab import data as data_lib
-from bnlab import engine
 from bnlab import report
 from bnlab import space
 from bnlab import strategies
@@ -63,12 +62,13 @@ def run(config, workdir):
                len(configs), config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   start = time.perf_counter()
-  progress = Progress(len(configs))
-  results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
-                                config.seed, config.sweep.max_parallel, progress.on_epoch)
-  for result, setting, trial_config in zip(results, settings, configs):
-    result['setting'], result['config'] = setting, trial_config
+  progress = Progress(len(configs) if config.sweep.strategy == 'grid'
+                      else config.sweep.num_trials)
+  settings, results = strategies.run(config, specs, data, num_classes, progress.on_epoch)
+  for result, setting in zip(results, settings):
+    result['setting'], result['config'] = setting, space.with_overrides(config, setting)
   best = report.write_report(workdir, config, specs, results)
+  report.write_strategy_files(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
   print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))
   if best is None:
