@@ -183,3 +183,107 @@ def test_a_space_with_nothing_to_search_is_refused(config, strategy):
       section[key] = ''
   with pytest.raises(checks.ConfigError, match=f"^sweep.space is empty: sweep.strategy='{strategy}'"):
     sweep.prepare(config)
+
+
+def _rows(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_halving_shrinks_by_rung_and_survivors_continue_exactly(config, digits, tmp_path):
+  data, num_classes = digits
+  config.sweep.strategy, config.sweep.eta, config.sweep.min_epochs = 'halving', 2, 1
+  config.train.epochs, config.sweep.max_parallel = 3, 8
+  results = sweep.run(config, str(tmp_path))
+  # 6 trials, rungs at epochs 1, 2, 3: 3 pruned after one epoch, 2 after two, 1 trained to 3.
+  assert sorted((r['status'], r['epochs']) for r in results) == (
+      [('ok', 3)] + [('pruned', 1)] * 3 + [('pruned', 2)] * 2)
+  assert [(r['status'], int(r['epochs'])) for r in _rows(tmp_path / 'results.csv')] == [
+      (r['status'], r['epochs']) for r in results]
+  for rung in (1, 2):  # Whoever went on beat whoever stopped, at the rung.
+    went_on = [r['history'][rung - 1]['val_accuracy'] for r in results if r['epochs'] > rung]
+    stopped = [r['history'][rung - 1]['val_accuracy'] for r in results if r['epochs'] == rung]
+    assert min(went_on) >= max(stopped)
+  # The same trials trained to the end without pruning: each halving trial's curve is its prefix.
+  plain = engine.train_trials([r['config'] for r in results], [r['trial'] for r in results],
+                              data, num_classes, config.seed, 8)
+  for cut, full in zip(results, plain):
+    for mine, theirs in zip(cut['history'], full['history'][:cut['epochs']]):
+      for metric in ('val_loss', 'train_loss', 'val_accuracy'):
+        assert mine[metric] == pytest.approx(theirs[metric], rel=1e-5), (cut['trial'], metric)
+  survivor = next(r for r in results if r['status'] == 'ok')
+  assert survivor['test_accuracy'] == pytest.approx(plain[survivor['trial']]['test_accuracy'])
+
+
+def test_seeds_train_in_one_program_and_report_the_mean(config, digits):
+  data, num_classes = digits
+  config.sweep.space.model.widths, config.sweep.seeds = '', 2
+  # SGD: per-member batches run other kernels than one shared batch; Adam would turn that float
+  # noise into lr-sized steps (see test_engine), SGD keeps it at float level.
+  config.optimizer.name = 'sgd'
+  settings = space.random_trials(space.parse_space(config.sweep.space), config.seed, 2)
+  seeded = sampling.Trainer(config, data, num_classes)(settings, 0)  # 4 members, own orders.
+  per_seed = []
+  for seed in (config.seed, config.seed + 1):  # Each seed alone, members sharing one order.
+    configs = [space.with_overrides(config, {**s, 'seed': seed}) for s in settings]
+    per_seed.append(engine.train_trials(configs, [0, 1], data, num_classes, seed, 8))
+  for j, result in enumerate(seeded):
+    values = [runs[j]['val_loss'] for runs in per_seed]
+    assert values[0] != pytest.approx(values[1], rel=1e-3)  # Seeds differ.
+    assert result['val_loss_per_seed'] == pytest.approx(values, rel=1e-4)
+    assert result['val_loss'] == pytest.approx(np.mean(values), rel=1e-4)
+    assert result['val_loss_std'] == pytest.approx(np.std(values, ddof=1), rel=1e-3)
+    assert result['seeds'] == 2 and len(result['history']) == config.train.epochs
+
+
+def _pbt_config(config):
+  config.sweep.strategy, config.sweep.space.model.widths = 'pbt', ''
+  config.train.epochs, config.sweep.max_parallel = 3, 8
+  config.sweep.pbt_interval, config.sweep.pbt_quantile = 1, 0.5
+  return config
+
+
+def test_pbt_records_each_members_schedule(config, tmp_path):
+  config = _pbt_config(config)
+  specs = space.parse_space(config.sweep.space)
+  results = sweep.run(config, str(tmp_path))
+  assert os.path.getsize(tmp_path / 'plots' / 'pbt_schedules.png') > 0
+  assert {r['status'] for r in _rows(tmp_path / 'results.csv')} == {'ok'}
+  initial = space.random_trials(specs, config.seed, config.sweep.num_trials)
+  changed = 0
+  for result, start in zip(results, initial):
+    schedule = [{f: row[f] for f in specs} for row in result['history']]
+    assert schedule[0] == pytest.approx(start)  # Epoch 1 trains the sampled setting.
+    assert result['setting'] == pytest.approx(schedule[-1])  # The setting it ended with.
+    changed += schedule[-1] != pytest.approx(start)
+  assert changed >= 1  # Three of six members are replaced at each of two PBT steps.
+
+
+def test_pbt_step_copies_the_whole_state_and_sets_the_new_hyperparameters(config, digits):
+  data, num_classes = digits
+  config = _pbt_config(config)
+  specs = space.parse_space(config.sweep.space)
+  settings = space.random_trials(specs, config.seed, config.sweep.num_trials)
+  (group,) = populations.create([space.with_overrides(config, s) for s in settings], data,
+                                num_classes, config.seed, 8)
+  populations.run_epoch(group, data)
+  before = jax.device_get(group.population.state)
+  values = {f: [s[f] for s in settings] for f in specs}
+  new = pbt.exploit_and_explore(group, values, config, specs, np.random.default_rng(7), data)
+  source, copied = pbt.exploit(populations.scores(group, config), 0.5, np.random.default_rng(7))
+  assert copied.sum() == 3
+  after = jax.device_get(group.population.state)
+  for k in range(6):
+    for tree in ('params', 'batch_stats'):
+      jax.tree.map(np.testing.assert_array_equal,
+                   jax.tree.map(lambda a: a[k], getattr(after, tree)),
+                   jax.tree.map(lambda a, s=source[k]: a[s], getattr(before, tree)))
+    np.testing.assert_array_equal(after.opt_state.inner_state[2][0].mu['Dense_0']['kernel'][k],
+                                  before.opt_state.inner_state[2][0].mu['Dense_0']['kernel'][
+                                      source[k]])
+  hparams = group.population.hparams()
+  for field in specs:
+    section, key = field.split('.')
+    np.testing.assert_allclose(hparams[section][key], np.asarray(new[field], np.float32))
+    for k in np.flatnonzero(~copied):
+      assert new[field][k] == values[field][k]
