@@ -58,12 +58,13 @@ def run(config, workdir):
   os.makedirs(workdir, exist_ok=True)
   report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   data, num_classes = data_lib.load(config.dataset)
+  # Adaptive strategies know only their first round (or population) in advance.
+  planned = len(configs) if config.sweep.strategy == 'grid' else config.sweep.num_trials
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
-               len(configs), config.dataset.name, data['y_train'].shape[0],
+               planned, config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   start = time.perf_counter()
-  progress = Progress(len(configs) if config.sweep.strategy == 'grid'
-                      else config.sweep.num_trials)
+  progress = Progress(planned)
   settings, results = strategies.run(config, specs, data, num_classes, progress.on_epoch)
   for result, setting in zip(results, settings):
     result['setting'], result['config'] = setting, space.with_overrides(config, setting)
