@@ -100,8 +100,8 @@ def main(argv):
              ' of random\'s member-epochs.')
   print(text)
   if _OUT.value:
-    report.write_text(_OUT.value, f'    python experiments/strategies.py --seeds={_SEEDS.value}\n\n'
-                      + text + '\n')
+    command = ' '.join(['python experiments/strategies.py'] + sys.argv[1:])
+    report.write_text(_OUT.value, f'    {command}\n\n{text}\n')
 
 
 if __name__ == '__main__':
