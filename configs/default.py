@@ -61,7 +61,7 @@ def get_config():
   config.sweep.rounds = 3  # coarse_to_fine: rounds, each in the box of the previous round's best.
   config.sweep.top_fraction = 0.25  # coarse_to_fine: the best share of a round spans the next box.
   config.sweep.eta = 3  # halving: the best 1/eta of the trials go on to the next rung.
-  config.sweep.min_epochs = 1  # halving: epochs of the first rung; each next rung has eta times more.
+  config.sweep.min_epochs = 1  # halving: epochs of the first rung; each next rung eta times more.
   config.sweep.pbt_interval = 2  # pbt: epochs between two exploit/explore steps.
   config.sweep.pbt_quantile = 0.25  # pbt: the bottom quantile copies the top quantile.
   config.sweep.pbt_resample = 0.25  # pbt: chance to redraw a hyperparameter instead of x0.8 / x1.2.

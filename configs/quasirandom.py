@@ -4,7 +4,8 @@
 
 64 settings of configs/sweep.py's space (log specs in log space), 9 epochs each. Sobol points
 fill the space more evenly than random draws; trial i is the sequence's point i, so raising
-num_trials extends the sweep. Expected: best val_accuracy ~0.98 on digits (see README).
+num_trials extends the sweep. Expected: best val_accuracy 0.993 on digits with seeds 0-2
+(README, Strategies).
 """
 
 from configs import sweep

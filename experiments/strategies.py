@@ -94,10 +94,11 @@ def main(argv):
   text = table(rows)
   if 'random' in rows and 'halving' in rows:
     gap = [h['best'] - r['best'] for h, r in zip(rows['halving'], rows['random'])]
+    share = (np.mean([r['epochs'] for r in rows['halving']])
+             / np.mean([r['epochs'] for r in rows['random']]))
     text += (f'\n\nhalving minus random, best val_accuracy per seed: '
-             f'{" ".join(f"{g:+.4f}" for g in gap)}; halving spent '
-             f'{np.mean([r["epochs"] for r in rows["halving"]]) / np.mean([r["epochs"] for r in rows["random"]]):.0%}'
-             ' of random\'s member-epochs.')
+             f'{" ".join(f"{g:+.4f}" for g in gap)}; halving spent {share:.0%} of random\'s '
+             'member-epochs.')
   print(text)
   if _OUT.value:
     command = ' '.join(['python experiments/strategies.py'] + sys.argv[1:])

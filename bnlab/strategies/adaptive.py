@@ -15,7 +15,7 @@ from bnlab.strategies import sampling
 
 
 def round_sizes(config):
-  """num_trials split over sweep.rounds rounds, the first ones one larger when it does not divide."""
+  """num_trials split over sweep.rounds rounds; the first ones get the remainder, one each."""
   n, rounds = config.sweep.num_trials, config.sweep.rounds
   return [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
 
