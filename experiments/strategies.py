@@ -62,6 +62,8 @@ def config_for(strategy, seed):
   config.seed = seed
   config.sweep.num_trials = _TRIALS.value
   config.train.epochs = _EPOCHS.value
+  # TPE learns between batches only: keep at least four batches on small budgets.
+  config.sweep.batch_size = min(config.sweep.batch_size, max(1, _TRIALS.value // 4))
   return grid_space(config) if strategy == 'grid' else config
 
 
