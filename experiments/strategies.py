@@ -49,7 +49,7 @@ def grid_space(config):
   for field, cells in GRID_CELLS[config.sweep.num_trials].items():
     values = [specs[field].value((i + 0.5) / cells) for i in range(cells)]
     section, key = field.split('.')
-    config.sweep.space[section][key] = f'grid{tuple(values)!r}'
+    config.sweep.space[section][key] = f'grid({", ".join(map(repr, values))})'
   config.sweep.strategy = 'grid'
   return config
 

@@ -129,7 +129,7 @@ def _toy(use_pbt, steps=200, interval=4):
   spec = space.parse('uniform(0, 1)')
   theta, h = np.full((2, 2), 0.9), np.eye(2)
   q = lambda t: 1.2 - jnp.sum(t ** 2, -1)
-  grad = jax.vmap(jax.grad(lambda t, hh: 1.2 - jnp.sum(hh * t ** 2)))
+  grad = jax.jit(jax.vmap(jax.grad(lambda t, hh: 1.2 - jnp.sum(hh * t ** 2))))
   rng = np.random.default_rng(0)
   for step in range(1, steps + 1):
     theta = np.asarray(theta + 0.01 * grad(theta, h))
