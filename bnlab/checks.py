@@ -99,7 +99,7 @@ def _check_norm(config):
 
 def check_sweep(config):
   """Checks the sweep section and parses its space; returns {field: Spec}."""
-  _choice(config, 'sweep.strategy', tuple(strategies.PROPOSERS))
+  _choice(config, 'sweep.strategy', strategies.STRATEGIES)
   _choice(config, 'sweep.metric', tuple(METRICS))
   _choice(config, 'sweep.mode', ('max', 'min'))
   _positive(config, 'sweep.num_trials')
@@ -120,6 +120,7 @@ def check_sweep(config):
     if spec.is_numeric and not isinstance(current, (int, float)):
       raise ConfigError(f'sweep.space.{field}: {spec.kind} is numeric but {field} is '
                         f'{type(current).__name__}; use choice(...)')
+  check_strategy(config, specs)
   return specs
 
 
@@ -200,3 +201,43 @@ def check_workdir(config, workdir):
           f'workdir {workdir} holds a sweep of another config: {field} was '
           f'{old.get(field, missing)!r}, now {new.get(field, missing)!r}; rerun with '
           '--overwrite to start afresh, or choose another --workdir')
+
+
+def _fraction(config, field, upper=1.0, closed_low=False):
+  value = space.get_field(config, field)
+  low_ok = value >= 0 if closed_low else value > 0
+  if not isinstance(value, (int, float)) or not low_ok or value > upper:
+    raise ConfigError(f'{field}={value!r} must lie in {"[" if closed_low else "("}0, {upper}]')
+
+
+def check_strategy(config, specs):
+  """The strategy's own fields, and whether the space gives it something to search."""
+  strategy = config.sweep.strategy
+  _positive(config, 'sweep.seeds')
+  if strategy in strategies.SEARCHING and not specs:
+    raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
+  if strategy == 'coarse_to_fine':
+    _positive(config, 'sweep.rounds')
+    _fraction(config, 'sweep.top_fraction')
+  if strategy == 'halving':
+    _positive(config, 'sweep.eta', minimum=2)
+    _positive(config, 'sweep.min_epochs')
+    if config.sweep.min_epochs > config.train.epochs:
+      raise ConfigError(f'sweep.min_epochs={config.sweep.min_epochs!r} must be <= '
+                        f'train.epochs={config.train.epochs!r}')
+  if strategy == 'pbt':
+    _positive(config, 'sweep.pbt_interval')
+    _fraction(config, 'sweep.pbt_quantile', upper=0.5)
+    _fraction(config, 'sweep.pbt_resample', closed_low=True)
+    if not any(f in strategies.pbt.EXPLORED for f in specs):
+      raise ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
+                        'hyperparameter, one of: ' + ', '.join(strategies.pbt.EXPLORED))
+  if strategy in ('halving', 'pbt') and config.sweep.seeds != 1:
+    raise ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy={strategy!r} '
+                      'takes seeds=1')
+  if strategy == 'tpe':
+    _positive(config, 'sweep.batch_size')
+    for field, spec in specs.items():
+      if spec.kind == 'grid':
+        raise ConfigError(f'sweep.space.{field}={spec.kind}(...): sweep.strategy=\'tpe\' '
+                          'takes no grid specs; use choice(...)')

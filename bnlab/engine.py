@@ -221,8 +221,12 @@ class Programs:
 
 
 @functools.lru_cache(maxsize=64)
-def compile_programs(static, num_classes, num_members, data_shapes):
-  """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT."""
+def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=False):
+  """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT.
+
+  With `own_seeds` every member gets its own data order (the seed is an [N] input, so each
+  member gathers its own batches); by default one order is shared and each batch gathered once.
+  """
   start = time.perf_counter()
   (x_shape, x_dtype), _, (val_shape, _), _, (test_shape, _), _ = data_shapes
   shaped = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype)
@@ -239,9 +243,11 @@ def compile_programs(static, num_classes, num_members, data_shapes):
                           in_axes=(0, 0, None)))
   state = jax.eval_shape(init, hparams, member_seeds, sample)
   init = init.lower(hparams, member_seeds, sample).compile()
+  seed_axis = 0 if own_seeds else None
   epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
-                           in_axes=(0, None, None, None, None, None, None)), donate_argnums=0)
-  epoch = epoch.lower(state, x, y, x_val, y_val, scalar, scalar).compile()
+                           in_axes=(0, None, None, None, None, seed_axis, None)), donate_argnums=0)
+  epoch = epoch.lower(state, x, y, x_val, y_val, member_seeds if own_seeds else scalar,
+                      scalar).compile()
   test = jax.jit(jax.vmap(functools.partial(evaluate_bn, static, num_classes),
                           in_axes=(0, None, None, None)))
   test = test.lower(state, x, x_test, y_test).compile()
@@ -263,21 +269,28 @@ class Population:
   state: MemberState
   programs: Programs
   epoch: int = 0
+  member_seeds: Any = None  # [N] init/data seeds, or None: every member uses `seed`.
 
   @classmethod
-  def create(cls, configs, trials, data, num_classes, seed):
-    """Initializes one member per config (all of one bucket), each from the shared init key."""
+  def create(cls, configs, trials, data, num_classes, seed, member_seeds=None):
+    """Initializes one member per config (all of one bucket), each from the shared init key.
+
+    `member_seeds` ([N] ints) gives each member its own init and data order instead.
+    """
     static = static_config(configs[0])
-    programs = compile_programs(static, num_classes, len(configs), data_shapes(data))
-    member_seeds = np.full(len(configs), seed, np.int32)
-    state = programs.init(dynamic_hparams(configs), member_seeds, data['x_train'][:1])
-    return cls(static, num_classes, np.asarray(trials), seed, state, programs)
+    own = member_seeds is not None
+    programs = compile_programs(static, num_classes, len(configs), data_shapes(data), own)
+    seeds = np.asarray(member_seeds if own else [seed] * len(configs), np.int32)
+    state = programs.init(dynamic_hparams(configs), seeds, data['x_train'][:1])
+    return cls(static, num_classes, np.asarray(trials), seed, state, programs,
+               member_seeds=seeds if own else None)
 
   def run_epoch(self, data):
     """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""
+    seed = np.int32(self.seed) if self.member_seeds is None else self.member_seeds
     self.state, metrics = self.programs.epoch(
         self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'],
-        np.int32(self.seed), np.int32(self.epoch))
+        seed, np.int32(self.epoch))
     self.epoch += 1
     return jax.device_get(metrics)
 
@@ -301,6 +314,36 @@ class Population:
       return [], 0.0, None
     self.state, self.epoch, history, seconds, extra = restored
     return history, seconds, extra
+
+  def take(self, indices, data):
+    """A population of members `indices` (repeats allowed), their state gathered on the member
+    axis: each continues exactly as it would have. Compiles (cached) for the new member count."""
+    indices = np.asarray(indices)
+    member_seeds = None if self.member_seeds is None else self.member_seeds[indices]
+    programs = compile_programs(self.static, self.num_classes, len(indices), data_shapes(data),
+                                member_seeds is not None)
+    state = jax.tree.map(lambda a: a[indices], self.state)
+    return dataclasses.replace(self, trials=self.trials[indices], state=state, programs=programs,
+                               member_seeds=member_seeds)
+
+  def hparams(self):
+    """The members' dynamic hyperparameters as {'optimizer': {k: [N]}, 'model': {k: [N]}}."""
+    return jax.device_get({'optimizer': dict(self.state.opt_state.hyperparams),
+                           'model': dict(self.state.model_hparams)})
+
+  def set_hparams(self, hparams):
+    """Replaces the members' dynamic hyperparameters (same tree as `hparams()`), e.g. for PBT."""
+    as_array = lambda tree: {k: jnp.asarray(v, jnp.float32) for k, v in tree.items()}
+    opt_state = self.state.opt_state._replace(hyperparams=as_array(hparams['optimizer']))
+    self.state = self.state.replace(opt_state=opt_state,
+                                    model_hparams=as_array(hparams['model']))
+
+
+def config_seeds(configs, seed):
+  """The configs' own seeds when any differs from `seed` (replicates of `sweep.seeds`), else
+  None: the members then share one init and one data order."""
+  seeds = [int(c.seed) for c in configs]
+  return seeds if set(seeds) != {seed} else None
 
 
 def buckets(configs):
@@ -354,7 +397,8 @@ def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_e
 def _train_chunk(configs, trial_ids, count, data, num_classes, seed, on_epoch, checkpointer, key):
   """Trains one chunk's population (resuming it when checkpointed); the first `count` results."""
   start = time.perf_counter()
-  population = Population.create(configs, trial_ids, data, num_classes, seed)
+  population = Population.create(configs, trial_ids, data, num_classes, seed,
+                                 config_seeds(configs, seed))
   history, seconds_before = [], 0.0
   if checkpointer:
     history, seconds_before, _ = population.restore(checkpointer, key)

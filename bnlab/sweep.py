@@ -83,19 +83,22 @@ def run(config, workdir, overwrite=False):
   data, num_classes = data_lib.load(config.dataset)
   max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,
                                      config.sweep.max_parallel)
+  # Adaptive strategies know only their first round (or population) in advance.
+  planned = len(configs) if config.sweep.strategy == 'grid' else config.sweep.num_trials
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
-               len(configs), config.dataset.name, data['y_train'].shape[0],
+               planned, config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   start = time.perf_counter()
-  progress = Progress(len(configs))
+  progress = Progress(planned)
   live = monitor.Monitor(workdir, config, settings, configs)  # Bar, TensorBoard, timing.json.
-  results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
-                                config.seed, max_parallel,
-                                monitor.chain(progress.on_epoch, live.on_epoch), checkpointer)
+  settings, results = strategies.run(config, specs, data, num_classes,
+                                     monitor.chain(progress.on_epoch, live.on_epoch),
+                                     max_parallel, checkpointer)
   live.close()
-  for result, setting, trial_config in zip(results, settings, configs):
-    result['setting'], result['config'] = setting, trial_config
+  for result, setting in zip(results, settings):
+    result['setting'], result['config'] = setting, space.with_overrides(config, setting)
   best = report.write_report(workdir, config, specs, results)
+  report.write_strategy_files(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
   print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))
   checkpointer.mark_complete({'trials': len(results), 'best': best and best['trial']})
