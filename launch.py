@@ -2,6 +2,9 @@
 
     python launch.py --config=configs/sweep.py [--config.x.y=value ...] [--workdir=runs/x]
 
+Running the same command again resumes an interrupted sweep. Exit status: 0 done (or already
+complete), 1 every trial diverged, 2 a bad config, flag or workdir (one line on stderr).
+
 Multi-host (every process runs the same command; on Cloud TPU VMs the three flags are detected):
 
     python launch.py ... --coordinator_address=HOST0:1234 --num_processes=2 --process_id=0|1
@@ -22,6 +25,30 @@ _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', '', 'host:port of process 0 for a multi-process run; "" = detect.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'Processes of a multi-process run.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'This process, 0..num_processes-1.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Delete an existing workdir, start afresh.')
+
+
+def fail(message):
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with a bad flag or config override as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(e)
+  except OSError as e:  # config_flags: the config file failed to load.
+    fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
+  except (KeyError, AttributeError) as e:  # config_flags: an override of a field not in the config.
+    while isinstance(e, BaseException) and e.args:
+      e = e.args[0]
+    key, _, hint = str(e).partition('\n')
+    key = key.strip('"\'')
+    names = [a.split('=')[0] for a in argv if a.split('=')[0].endswith(f'.{key}')]
+    fail(f'{names[0] if names else key}: the config has no field {key!r}'
+         + (f' ({hint.strip()})' if hint else ''))
 
 
 def main(argv):
@@ -29,20 +56,27 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from bnlab import checks  # pylint: disable=import-outside-toplevel
   from bnlab import parallel  # pylint: disable=import-outside-toplevel
-  from bnlab import sweep  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
   config_file = config_flags.get_config_filename(flags.FLAGS['config'])
   workdir = _WORKDIR.value or os.path.join(
       'runs', os.path.splitext(os.path.basename(config_file))[0])
   try:
+    try:
+      checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.
+    except OSError as e:  # config_flags defers a config file that failed to load to here.
+      fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
+    if not _OVERWRITE.value:
+      checks.check_workdir(_CONFIG.value, workdir)
     # Joins the other processes (if any) before anything touches a device.
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    sweep.run(_CONFIG.value, workdir)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
+    from bnlab import sweep  # pylint: disable=import-outside-toplevel
+    results = sweep.run(_CONFIG.value, workdir, overwrite=_OVERWRITE.value)
   except checks.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    fail(e)
+  if results and all(r['status'] == 'diverged' for r in results):
+    sys.exit(1)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -1,5 +1,12 @@
 """Config validation before anything compiles: one clear line naming the field and the choices."""
 
+import json
+import math
+import os
+
+import tensorflow_datasets as tfds
+
+from bnlab import data as data_lib
 from bnlab import models
 from bnlab import optim
 from bnlab import space
@@ -8,6 +15,23 @@ from bnlab import strategies
 METRICS = {'val_accuracy': 'max', 'val_loss': 'min', 'train_loss': 'min'}
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 BN_EVALS = ('running', 'batch', 'precise')
+OFFLINE_DATASETS = ('digits', 'fashion_mnist')
+# field: (low, high, low allowed, high allowed): the numbers a numeric hyperparameter may take.
+INTERVALS = {
+    'optimizer.learning_rate': (0, math.inf, False, False),
+    'optimizer.b1': (0, 1, True, False),
+    'optimizer.b2': (0, 1, True, False),
+    'optimizer.eps': (0, math.inf, True, False),
+    'optimizer.momentum': (0, 1, True, False),
+    'optimizer.decay': (0, 1, True, False),
+    'optimizer.weight_decay': (0, math.inf, True, False),
+    'optimizer.clip_norm': (0, math.inf, True, False),
+    'model.bn_momentum': (0, 1, True, True),
+    'model.bn_epsilon': (0, math.inf, True, False),
+    'model.init_scale': (0, math.inf, False, False),
+}
+# Fields that change no result: a workdir may be resumed with other values of them.
+RESULT_NEUTRAL = ('train.checkpoint_every',)
 
 
 class ConfigError(ValueError):
@@ -38,14 +62,23 @@ def check_trial(config):
   if not isinstance(widths, tuple) or not widths or not all(
       isinstance(w, int) and w > 0 for w in widths):
     raise ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive ints')
+  _positive(config, 'model.groups')
   _check_norm(config)
   _positive(config, 'train.batch_size')
   _positive(config, 'train.epochs')
-  for field in optim.HPARAMS:
-    if space.get_field(config, f'optimizer.{field}') < 0:
-      raise ConfigError(f'optimizer.{field}={config.optimizer[field]!r} must be >= 0')
-  if config.optimizer.learning_rate <= 0:
-    raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate!r} must be > 0')
+  _positive(config, 'train.checkpoint_every', minimum=0)
+  for field, bounds in INTERVALS.items():
+    _within(config, field, *bounds)
+
+
+def _within(config, field, low, high, low_in, high_in):
+  value = space.get_field(config, field)
+  numeric = isinstance(value, (int, float))
+  above = numeric and (value >= low if low_in else value > low)
+  below = numeric and (value <= high if high_in else value < high)
+  if not (above and below):
+    interval = f'{"[" if low_in else "("}{low}, {high}{"]" if high_in else ")"}'
+    raise ConfigError(f'{field}={value!r} must lie in {interval}')
 
 
 def _check_norm(config):
@@ -53,7 +86,6 @@ def _check_norm(config):
   _positive(config, 'model.depth')
   model = config.model
   if model.norm == 'group':
-    _positive(config, 'model.groups')
     if any(w % model.groups for w in model.widths):
       valid = [g for g in range(1, min(model.widths) + 1)
                if all(w % g == 0 for w in model.widths)]
@@ -67,7 +99,7 @@ def _check_norm(config):
 
 def check_sweep(config):
   """Checks the sweep section and parses its space; returns {field: Spec}."""
-  _choice(config, 'sweep.strategy', tuple(strategies.PROPOSERS))
+  _choice(config, 'sweep.strategy', strategies.STRATEGIES)
   _choice(config, 'sweep.metric', tuple(METRICS))
   _choice(config, 'sweep.mode', ('max', 'min'))
   _positive(config, 'sweep.num_trials')
@@ -81,8 +113,131 @@ def check_sweep(config):
   except space.SpecError as e:
     raise ConfigError(str(e)) from None
   for field, spec in specs.items():
+    if not has_field(config, field):
+      raise ConfigError(f'sweep.space.{field}: the config has no field {field}; sweep a field '
+                        'that configs/default.py defines')
     current = space.get_field(config, field)
     if spec.is_numeric and not isinstance(current, (int, float)):
       raise ConfigError(f'sweep.space.{field}: {spec.kind} is numeric but {field} is '
                         f'{type(current).__name__}; use choice(...)')
+  check_strategy(config, specs)
   return specs
+
+
+def has_field(config, field):
+  try:
+    value = space.get_field(config, field)
+  except (KeyError, TypeError):
+    return False
+  return not hasattr(value, 'items')  # A section is not a field.
+
+
+def check_dataset(config):
+  """The dataset name must be one of bnlab's offline builders or a registered TFDS builder."""
+  name = config.dataset.name
+  valid = (f'one of {", ".join(OFFLINE_DATASETS)} (offline) or a TFDS image-classification '
+           'name such as mnist, cifar10')
+  if not isinstance(name, str) or not name:
+    raise ConfigError(f'dataset.name={name!r} must be {valid}')
+  try:  # Looks the name up in TFDS's registry without importing TensorFlow or downloading.
+    tfds.builder_cls(data_lib.tfds_name(config.dataset).split(':')[0].split('/')[0])
+  except tfds.core.registered.DatasetNotFoundError:
+    raise ConfigError(f'dataset.name={name!r} is not a known dataset; use {valid}') from None
+
+
+def check_space_values(config, specs):
+  """Every value a spec can give (each choice, both ends of a range) must make a valid trial."""
+  texts = space.flatten(config.sweep.space)
+  for field, spec in specs.items():
+    where = f'sweep.space.{field}={texts[field]!r}'
+    values = (spec.value(0), spec.value(1)) if spec.is_numeric else spec.args
+    for value in values:
+      try:
+        check_trial(space.with_overrides(config, {field: value}))
+      except TypeError:
+        current = space.get_field(config, field)
+        raise ConfigError(f'{where}: {value!r} is not a {type(current).__name__} like '
+                          f'{field}={current!r}') from None
+      except ConfigError as e:
+        raise ConfigError(f'{where} can give an invalid trial: {e}') from None
+
+
+def check_config(config):
+  """Every check that needs no data, cheapest first; returns the parsed space {field: Spec}."""
+  _positive(config, 'seed', minimum=0)
+  specs = check_sweep(config)
+  check_trial(config)
+  check_dataset(config)
+  check_space_values(config, specs)
+  return specs
+
+
+def _flat(tree, prefix=''):
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def check_workdir(config, workdir):
+  """Refuses a workdir that holds a sweep of another config, naming the first differing field."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      old = _flat(json.load(f))
+  except (OSError, ValueError) as e:
+    raise ConfigError(f'workdir {workdir}: cannot read its config.json ({e}); use --overwrite '
+                      'to start afresh or another --workdir') from None
+  new = _flat(json.loads(config.to_json_best_effort()))
+  missing = '<absent>'
+  for field in list(new) + [f for f in old if f not in new]:
+    if field not in RESULT_NEUTRAL and old.get(field, missing) != new.get(field, missing):
+      raise ConfigError(
+          f'workdir {workdir} holds a sweep of another config: {field} was '
+          f'{old.get(field, missing)!r}, now {new.get(field, missing)!r}; rerun with '
+          '--overwrite to start afresh, or choose another --workdir')
+
+
+def _fraction(config, field, upper=1.0, closed_low=False):
+  value = space.get_field(config, field)
+  low_ok = value >= 0 if closed_low else value > 0
+  if not isinstance(value, (int, float)) or not low_ok or value > upper:
+    raise ConfigError(f'{field}={value!r} must lie in {"[" if closed_low else "("}0, {upper}]')
+
+
+def check_strategy(config, specs):
+  """The strategy's own fields, and whether the space gives it something to search."""
+  strategy = config.sweep.strategy
+  _positive(config, 'sweep.seeds')
+  if strategy in strategies.SEARCHING and not specs:
+    raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
+  if strategy == 'coarse_to_fine':
+    _positive(config, 'sweep.rounds')
+    _fraction(config, 'sweep.top_fraction')
+  if strategy == 'halving':
+    _positive(config, 'sweep.eta', minimum=2)
+    _positive(config, 'sweep.min_epochs')
+    if config.sweep.min_epochs > config.train.epochs:
+      raise ConfigError(f'sweep.min_epochs={config.sweep.min_epochs!r} must be <= '
+                        f'train.epochs={config.train.epochs!r}')
+  if strategy == 'pbt':
+    _positive(config, 'sweep.pbt_interval')
+    _fraction(config, 'sweep.pbt_quantile', upper=0.5)
+    _fraction(config, 'sweep.pbt_resample', closed_low=True)
+    if not any(f in strategies.pbt.EXPLORED for f in specs):
+      raise ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
+                        'hyperparameter, one of: ' + ', '.join(strategies.pbt.EXPLORED))
+  if strategy in ('halving', 'pbt') and config.sweep.seeds != 1:
+    raise ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy={strategy!r} '
+                      'takes seeds=1')
+  if strategy == 'tpe':
+    _positive(config, 'sweep.batch_size')
+    for field, spec in specs.items():
+      if spec.kind == 'grid':
+        raise ConfigError(f'sweep.space.{field}={spec.kind}(...): sweep.strategy=\'tpe\' '
+                          'takes no grid specs; use choice(...)')

@@ -12,6 +12,7 @@ import functools
 import time
 from typing import Any
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -53,6 +54,7 @@ def static_config(config):
   for field in DYNAMIC_FIELDS:
     section, key = field.split('.')
     tree[section].pop(key)
+  tree['train'].pop('checkpoint_every', None)  # Host-side cadence: not part of the program.
   return ml_collections.FrozenConfigDict(tree)
 
 
@@ -220,10 +222,14 @@ class Programs:
 
 
 @functools.lru_cache(maxsize=64)
-def compile_programs(static, num_classes, num_members, data_shapes, mesh=None):
+def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=False,
+                     mesh=None):
   """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT.
 
-  The member axis is split over `mesh` (default: every device), the data replicated.
+  With `own_seeds` every member gets its own data order (the seed is an [N] input, so each
+  member gathers its own batches); by default one order is shared and each batch gathered once.
+  The member axis (seeds included) is split over `mesh` (default: every device), the data
+  replicated.
   """
   start = time.perf_counter()
   mesh = mesh or parallel.member_mesh()
@@ -244,10 +250,14 @@ def compile_programs(static, num_classes, num_members, data_shapes, mesh=None):
                  in_shardings=(members, members, replicated), out_shardings=members)
   state = jax.eval_shape(init, hparams, member_seeds, sample)
   init = init.lower(hparams, member_seeds, sample).compile()
+  seed_axis = 0 if own_seeds else None
   epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
-                           in_axes=(0, None, None, None, None, None, None)), donate_argnums=0,
-                  in_shardings=(members,) + (replicated,) * 6, out_shardings=members)
-  epoch = epoch.lower(state, x, y, x_val, y_val, scalar, scalar).compile()
+                           in_axes=(0, None, None, None, None, seed_axis, None)), donate_argnums=0,
+                  in_shardings=(members,) + (replicated,) * 4 + (members if own_seeds else replicated,
+                                                                 replicated),
+                  out_shardings=members)
+  epoch = epoch.lower(state, x, y, x_val, y_val, member_seeds if own_seeds else scalar,
+                      scalar).compile()
   test = jax.jit(jax.vmap(functools.partial(evaluate_bn, static, num_classes),
                           in_axes=(0, None, None, None)),
                  in_shardings=(members,) + (replicated,) * 3, out_shardings=members)
@@ -270,25 +280,35 @@ class Population:
   state: MemberState
   programs: Programs
   epoch: int = 0
+  member_seeds: Any = None  # [N] init/data seeds, or None: every member uses `seed`.
 
   @classmethod
-  def create(cls, configs, trials, data, num_classes, seed):
-    """Initializes one member per config (all of one bucket), each from the shared init key."""
+  def create(cls, configs, trials, data, num_classes, seed, member_seeds=None):
+    """Initializes one member per config (all of one bucket), each from the shared init key.
+
+    `member_seeds` ([N] ints) gives each member its own init and data order instead.
+    """
     static = static_config(configs[0])
+    own = member_seeds is not None
     mesh = parallel.member_mesh()
-    programs = compile_programs(static, num_classes, len(configs), data_shapes(data), mesh)
-    hparams, member_seeds = parallel.put(
-        (dynamic_hparams(configs), np.full(len(configs), seed, np.int32)),
-        parallel.member_sharding(mesh))
+    programs = compile_programs(static, num_classes, len(configs), data_shapes(data), own, mesh)
+    seeds = np.asarray(member_seeds if own else [seed] * len(configs), np.int32)
+    hparams, placed_seeds = parallel.put((dynamic_hparams(configs), seeds),
+                                         parallel.member_sharding(mesh))
     sample = parallel.put(data['x_train'][:1], parallel.replicated(mesh))
-    state = programs.init(hparams, member_seeds, sample)
-    return cls(static, num_classes, np.asarray(trials), seed, state, programs)
+    state = programs.init(hparams, placed_seeds, sample)
+    return cls(static, num_classes, np.asarray(trials), seed, state, programs,
+               member_seeds=seeds if own else None)
 
   def run_epoch(self, data):
     """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""
-    data = parallel.put(data, parallel.replicated(parallel.member_mesh()))
-    seed, epoch = parallel.put((np.int32(self.seed), np.int32(self.epoch)),
-                               parallel.replicated(parallel.member_mesh()))
+    mesh = parallel.member_mesh()
+    data = parallel.put(data, parallel.replicated(mesh))
+    if self.member_seeds is None:
+      seed = parallel.put(np.int32(self.seed), parallel.replicated(mesh))
+    else:  # Host [N] seeds (cheap to gather in take()), split over the devices like the state.
+      seed = parallel.put(self.member_seeds, parallel.member_sharding(mesh))
+    epoch = parallel.put(np.int32(self.epoch), parallel.replicated(mesh))
     self.state, metrics = self.programs.epoch(
         self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'], seed, epoch)
     self.epoch += 1
@@ -303,6 +323,75 @@ class Population:
   @property
   def diverged_epoch(self):
     return np.asarray(parallel.to_host(self.state.diverged_epoch))
+
+  def save(self, checkpointer, name, history, seconds=0.0, extra=None):
+    """Checkpoints the stacked state, the epoch and `history` as `name` (bnlab.checkpoint)."""
+    checkpointer.save_population(name, self.state, self.epoch, history, seconds, extra)
+
+  def restore(self, checkpointer, name):
+    """Continues from the last checkpoint of `name`, if any: (history, seconds, extra)."""
+    restored = checkpointer.restore_population(name, self.state)
+    if restored is None:
+      return [], 0.0, None
+    self.state, self.epoch, history, seconds, extra = restored
+    return history, seconds, extra
+
+  def take(self, indices, data):
+    """A population of members `indices` (repeats allowed), their state gathered on the member
+    axis: each continues exactly as it would have. Compiles (cached) for the new member count,
+    which must be padded_size(...) of itself (strategies.populations.padded pads the indices)."""
+    indices = np.asarray(indices)
+    if len(indices) != padded_size(len(indices)):
+      raise ValueError(f'take: {len(indices)} members, not a multiple of the '
+                       f'{jax.device_count()} devices with {MIN_MEMBERS} on each: pad the indices')
+    member_seeds = None if self.member_seeds is None else self.member_seeds[indices]
+    mesh = parallel.member_mesh()
+    programs = compile_programs(self.static, self.num_classes, len(indices), data_shapes(data),
+                                member_seeds is not None, mesh)
+    state = _gather(mesh)(self.state, parallel.put(indices, parallel.replicated(mesh)))
+    return dataclasses.replace(self, trials=self.trials[indices], state=state, programs=programs,
+                               member_seeds=member_seeds)
+
+  def hparams(self):
+    """The members' dynamic hyperparameters as {'optimizer': {k: [N]}, 'model': {k: [N]}}."""
+    return parallel.to_host({'optimizer': dict(self.state.opt_state.hyperparams),
+                             'model': dict(self.state.model_hparams)})
+
+  def set_hparams(self, hparams):
+    """Replaces the members' dynamic hyperparameters (same tree as `hparams()`), e.g. for PBT."""
+    members = parallel.member_sharding(parallel.member_mesh())
+    as_array = lambda tree: parallel.put({k: np.asarray(v, np.float32) for k, v in tree.items()},
+                                         members)
+    opt_state = self.state.opt_state._replace(hyperparams=as_array(hparams['optimizer']))
+    self.state = self.state.replace(opt_state=opt_state,
+                                    model_hparams=as_array(hparams['model']))
+
+
+@functools.cache
+def _gather(mesh):
+  """state[indices] on every leaf, the result split over `mesh` again. A jitted gather rather
+  than numpy indexing, so that it also works on arrays spread over several processes."""
+  return jax.jit(lambda state, indices: jax.tree.map(lambda a: a[indices], state),
+                 out_shardings=parallel.member_sharding(mesh))
+
+
+def config_seeds(configs, seed):
+  """The configs' own seeds when any differs from `seed` (replicates of `sweep.seeds`), else
+  None: the members then share one init and one data order."""
+  seeds = [int(c.seed) for c in configs]
+  return seeds if set(seeds) != {seed} else None
+
+
+def member_limit(max_parallel):
+  """`max_parallel` rounded down to a multiple of the device count, MIN_MEMBERS per device at
+  least (on one device: max(max_parallel, MIN_MEMBERS))."""
+  return parallel.member_limit(max_parallel, jax.device_count(), MIN_MEMBERS)
+
+
+def padded_size(count):
+  """Members of a program for `count` trials: at least MIN_MEMBERS on every device, as many on
+  each (on one device: max(count, MIN_MEMBERS))."""
+  return parallel.padded_members(count, jax.device_count(), MIN_MEMBERS * jax.device_count())
 
 
 def buckets(configs):
@@ -320,36 +409,63 @@ def chunks(indices, max_parallel):
   return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
-def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_epoch=None):
+def train_trials(configs, trial_ids, data, num_classes, seed, max_parallel, on_epoch=None,
+                 checkpointer=None):
   """Trains every trial config to its last epoch, bucket by bucket and chunk by chunk.
 
   Returns one result dict per trial, in input order. `on_epoch(population, metrics, seconds)` is
   called after each epoch of each chunk (for progress lines). A short chunk is padded with copies
   of its first member (to reuse the chunk program, and to a multiple of the device count with at
   least MIN_MEMBERS on every device, so that all devices hold as many); the copies are dropped.
+  With a `checkpointer` (bnlab.checkpoint) a finished chunk is journaled and not trained again,
+  and a chunk in flight continues from its last checkpointed epoch.
   """
   results = [None] * len(configs)
-  num_devices = jax.device_count()
   data = parallel.put(data, parallel.replicated(parallel.member_mesh()))  # Placed once for all.
   for bucket in buckets(configs):
-    parts = chunks(bucket, parallel.member_limit(max_parallel, num_devices, MIN_MEMBERS))
+    parts = chunks(bucket, member_limit(max_parallel))
     for chunk in parts:
-      size = parallel.padded_members(len(parts[0]), num_devices, MIN_MEMBERS * num_devices)
-      members = chunk + [chunk[0]] * (size - len(chunk))
-      start = time.perf_counter()
-      population = Population.create([configs[i] for i in members],
-                                     [trial_ids[i] for i in members], data, num_classes, seed)
-      history = []
-      for _ in range(population.static.train.epochs):
-        epoch_start = time.perf_counter()
-        history.append(population.run_epoch(data))
-        if on_epoch:
-          on_epoch(population, history[-1], time.perf_counter() - epoch_start)
-      test = population.evaluate_test(data)
-      seconds = (time.perf_counter() - start) / len(members)
-      for k, i in enumerate(chunk):
-        results[i] = member_result(trial_ids[i], k, history, test, population, seconds)
+      members = chunk + [chunk[0]] * (padded_size(len(parts[0])) - len(chunk))
+      key = None
+      if checkpointer:
+        key = checkpointer.chunk_key([configs[i] for i in members],
+                                     [trial_ids[i] for i in members], seed)
+        done = checkpointer.load_chunk(key)
+        if done is not None:
+          for i, result in zip(chunk, done):
+            results[i] = result
+          continue
+      chunk_results = _train_chunk([configs[i] for i in members], [trial_ids[i] for i in members],
+                                   len(chunk), data, num_classes, seed, on_epoch, checkpointer, key)
+      for i, result in zip(chunk, chunk_results):
+        results[i] = result
+      if checkpointer:
+        checkpointer.save_chunk(key, chunk_results)
   return results
+
+
+def _train_chunk(configs, trial_ids, count, data, num_classes, seed, on_epoch, checkpointer, key):
+  """Trains one chunk's population (resuming it when checkpointed); the first `count` results."""
+  start = time.perf_counter()
+  population = Population.create(configs, trial_ids, data, num_classes, seed,
+                                 config_seeds(configs, seed))
+  history, seconds_before = [], 0.0
+  if checkpointer:
+    history, seconds_before, _ = population.restore(checkpointer, key)
+    if population.epoch:
+      logging.info('trials %s resume after epoch %d', list(trial_ids[:count]), population.epoch)
+  epochs = population.static.train.epochs
+  while population.epoch < epochs:
+    epoch_start = time.perf_counter()
+    history.append(population.run_epoch(data))
+    if on_epoch:
+      on_epoch(population, history[-1], time.perf_counter() - epoch_start)
+    if checkpointer and checkpointer.due(population.epoch, epochs):
+      population.save(checkpointer, key, history, seconds_before + time.perf_counter() - start)
+  test = population.evaluate_test(data)
+  seconds = (seconds_before + time.perf_counter() - start) / len(configs)
+  return [member_result(trial_ids[k], k, history, test, population, seconds)
+          for k in range(count)]
 
 
 def member_result(trial, k, history, test, population, seconds):

@@ -18,7 +18,6 @@ from bnlab import norms
 ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'tanh': nn.tanh}
 NORMS = ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none')
 BATCH_NORMS = ('batch', 'batch_scratch')  # The norms that keep running averages.
-MODELS = ('mlp', 'cnn', 'resnet')
 
 
 def kernel_init(scale):
@@ -182,12 +181,12 @@ class ResNet(MLP):
     return nn.Dense(self.num_classes, kernel_init=kernel_init(self.init_scale))(x.mean((1, 2)))
 
 
-_MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
+MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
 
 
 def make_model(model_config, num_classes, model_hparams):
   """The linen module for a (static) model config and per-member dynamic hyperparameters."""
-  return _MODELS[model_config.name](
+  return MODELS[model_config.name](
       widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
       activation=model_config.activation, groups=model_config.groups, depth=model_config.depth,
       bn_momentum=model_hparams['bn_momentum'], bn_epsilon=model_hparams['bn_epsilon'],

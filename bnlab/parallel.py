@@ -15,13 +15,13 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from bnlab import checks
-
 MEMBER_AXIS = 'members'
 
 
 def check_flags(coordinator_address, num_processes, process_id):
   """The distributed flags: all three together (or none); raises ConfigError before JAX starts."""
+  # Imported here: checks imports the strategies, which import the engine, which imports this.
+  from bnlab import checks  # pylint: disable=import-outside-toplevel
   if not coordinator_address:
     if num_processes or process_id >= 0:
       raise checks.ConfigError(
@@ -106,6 +106,12 @@ def to_host(tree):
 def is_writer():
   """Only process 0 writes the workdir; the others compute alongside it."""
   return jax.process_index() == 0
+
+
+def sync(name):
+  """Every process waits here for the others (a no-op in a single-process run)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def peak_memory_bytes():

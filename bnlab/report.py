@@ -17,7 +17,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
-CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds')
+CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds', 'diverged_epoch')
 
 
 def write_text(path, text):
@@ -171,6 +171,53 @@ def write_report(workdir, config, specs, results):
   write_text(os.path.join(workdir, 'best_config.py'),
              best_config_source(best['config'], best, workdir, metric))
   return best
+
+
+def seeds_csv(results, fields):
+  """One row per setting trained with several seeds: mean, standard deviation and the half-width
+  of a 95% interval of each metric over its seeds."""
+  out = io.StringIO()
+  writer = csv.writer(out)
+  writer.writerow(('trial',) + tuple(fields) + ('status', 'seeds') + tuple(
+      f'{m}_{stat}' for m in METRICS for stat in ('mean', 'std', 'ci95')))
+  for r in results:
+    cells = [r[m + suffix] for m in METRICS for suffix in ('', '_std', '_ci95')]
+    writer.writerow([r['trial']] + [r['setting'][f] for f in fields] + [r['status'], r['seeds']]
+                    + ['' if not math.isfinite(c) else c for c in cells])
+  return out.getvalue()
+
+
+def plot_schedules(path, results, specs, metric, mode, top=5):
+  """PBT: each explored hyperparameter over epochs, one line per member (the top ones in color)."""
+  fields = [f for f in specs if f in results[0]['history'][0]]
+  best = {r['trial'] for r in ranked(results, metric, mode)[:top]}
+  fig, axes = plt.subplots(len(fields), 1, figsize=(6, 2.6 * len(fields)), squeeze=False)
+  for ax, field in zip(axes[:, 0], fields):
+    spec = specs[field]
+    for r in results:
+      epochs = [h['epoch'] for h in r['history']]
+      y, prefix, scale = _x_values(spec, [h[field] for h in r['history']])
+      style = ({'lw': 1.6, 'label': f'trial {r["trial"]}'} if r['trial'] in best
+               else {'lw': 0.6, 'color': 'gray', 'alpha': 0.4})
+      ax.step(epochs, y, where='post', **style)
+    ax.set_yscale(scale if scale != 'categorical' else 'linear')
+    ax.set_ylabel(prefix + field, fontsize=8)
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_title(f'PBT hyperparameter schedules (top {top} by {metric} in color)')
+  axes[0, 0].legend(fontsize=7)
+  axes[-1, 0].set_xlabel('epoch')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def write_strategy_files(workdir, config, specs, results):
+  """The strategy's extra files: seeds.csv with sweep.seeds > 1, plots/pbt_schedules.png."""
+  if config.sweep.seeds > 1:
+    write_text(os.path.join(workdir, 'seeds.csv'), seeds_csv(results, list(specs)))
+  if config.sweep.strategy == 'pbt':
+    plot_schedules(os.path.join(workdir, 'plots', 'pbt_schedules.png'), results, specs,
+                   config.sweep.metric, config.sweep.mode)
 
 
 def main(argv=None):

@@ -2,15 +2,19 @@
 
 import json
 import os
+import shutil
 import statistics
+import sys
 import time
 
 from absl import logging
 import numpy as np
 
+from bnlab import checkpoint
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import engine
+from bnlab import memory
 from bnlab import monitor
 from bnlab import parallel
 from bnlab import report
@@ -20,8 +24,7 @@ from bnlab import strategies
 
 def prepare(config):
   """Checks the config and builds every trial's config; raises ConfigError before compiling."""
-  specs = checks.check_sweep(config)
-  checks.check_trial(config)
+  specs = checks.check_config(config)
   settings = strategies.propose(config, specs)
   configs = []
   for setting in settings:
@@ -58,38 +61,69 @@ class Progress:
       self.finished.extend(acc.tolist())
 
 
-def run(config, workdir):
-  """Trains the sweep of `config` and writes its workdir; returns the results."""
-  specs, settings, configs = prepare(config)
-  writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
-  if writer:
+def open_workdir(config, workdir, overwrite=False):
+  """A checkpointer for `workdir`, after refusing a workdir of another config (or clearing it)."""
+  writer = parallel.is_writer()  # Process 0 alone writes; the others only read (after it).
+  if writer and overwrite and os.path.exists(os.path.join(workdir, 'config.json')):
+    shutil.rmtree(workdir)  # Only a folder that holds a bnlab config.json: one of ours.
+  if writer or not overwrite:
+    checks.check_workdir(config, workdir)
+  checkpointer = checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
+  if writer and not checkpointer.is_complete():
     os.makedirs(workdir, exist_ok=True)
     report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
+  parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
+  return checkpointer
+
+
+def run(config, workdir, overwrite=False):
+  """Trains the sweep of `config` and writes its workdir; returns the results.
+
+  An interrupted sweep on `workdir` resumes from its checkpoints; a complete one is left as it
+  is (returns None); one of another config is refused (checks.ConfigError) unless `overwrite`.
+  """
+  specs, settings, configs = prepare(config)
+  writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
+  checkpointer = open_workdir(config, workdir, overwrite)
+  if checkpointer.is_complete():
+    print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
+    return None
   data, num_classes = data_lib.load(config.dataset)
+  max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,
+                                     config.sweep.max_parallel)
+  # Adaptive strategies know only their first round (or population) in advance.
+  planned = len(configs) if config.sweep.strategy == 'grid' else config.sweep.num_trials
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
-               len(configs), config.dataset.name, data['y_train'].shape[0],
+               planned, config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   start = time.perf_counter()
-  progress = Progress(len(configs))
+  progress = Progress(planned)
   live = monitor.Monitor(workdir, config, settings, configs)  # Bar, TensorBoard, timing.json.
-  results = engine.train_trials(configs, list(range(len(configs))), data, num_classes,
-                                config.seed, config.sweep.max_parallel,
-                                monitor.chain(progress.on_epoch, live.on_epoch))
+  settings, results = strategies.run(config, specs, data, num_classes,
+                                     monitor.chain(progress.on_epoch, live.on_epoch),
+                                     max_parallel, checkpointer)
   live.close()
   seconds = time.perf_counter() - start
-  for result, setting, trial_config in zip(results, settings, configs):
-    result['setting'], result['config'] = setting, trial_config
+  for result, setting in zip(results, settings):
+    result['setting'], result['config'] = setting, space.with_overrides(config, setting)
   if not writer:
+    checkpointer.close()
     return results
-  steps = sum(r['epochs'] * (data['y_train'].shape[0] // c.train.batch_size)
-              for r, c in zip(results, configs))
+  steps = sum(r.get('seeds', 1) * r['epochs'] * (data['y_train'].shape[0]
+                                                 // r['config'].train.batch_size)
+              for r in results)
   logging.info('throughput (wall time incl. compile): %s', parallel.format_throughput(
-      parallel.throughput(steps, len(results), seconds, progress.compile_seconds.values())))
+      parallel.throughput(steps, sum(r.get('seeds', 1) for r in results), seconds,
+                          progress.compile_seconds.values())))
   best = report.write_report(workdir, config, specs, results)
+  report.write_strategy_files(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
   print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))
+  checkpointer.mark_complete({'trials': len(results), 'best': best and best['trial']})
+  checkpointer.close()
   if best is None:
-    logging.error('every trial diverged: no best setting (try lower learning rates)')
+    print(f'error: every one of the {len(results)} trials diverged (non-finite loss): no best '
+          'setting; try lower learning rates', file=sys.stderr)
   else:
     print(f'best: trial {best["trial"]} {config.sweep.metric}={best[config.sweep.metric]:.4f}'
           f' -> {os.path.join(workdir, "best_config.py")}')

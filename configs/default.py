@@ -49,13 +49,27 @@ def get_config():
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 64
   config.train.epochs = 10
+  # Checkpoint the sweep every this many epochs (and always at the end of each chunk); 0 = only
+  # at the end. A killed run resumes from its last checkpoint when the same command runs again.
+  # One Orbax save of configs/sweep.py's 64-member chunk costs about half an epoch on 2 CPU cores.
+  config.train.checkpoint_every = 5
 
   config.sweep = ml_collections.ConfigDict()
-  config.sweep.strategy = 'random'  # grid | random (more strategies come with their issue)
+  # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe
+  config.sweep.strategy = 'random'
   config.sweep.num_trials = 1
   config.sweep.metric = 'val_accuracy'  # val_accuracy | val_loss | train_loss
   config.sweep.mode = 'max'  # max | min
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
+  config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
+  config.sweep.rounds = 3  # coarse_to_fine: rounds, each in the box of the previous round's best.
+  config.sweep.top_fraction = 0.25  # coarse_to_fine: the best share of a round spans the next box.
+  config.sweep.eta = 3  # halving: the best 1/eta of the trials go on to the next rung.
+  config.sweep.min_epochs = 1  # halving: epochs of the first rung; each next rung eta times more.
+  config.sweep.pbt_interval = 2  # pbt: epochs between two exploit/explore steps.
+  config.sweep.pbt_quantile = 0.25  # pbt: the bottom quantile copies the top quantile.
+  config.sweep.pbt_resample = 0.25  # pbt: chance to redraw a hyperparameter instead of x0.8 / x1.2.
+  config.sweep.batch_size = 8  # tpe: trials asked at once and trained together in one program.
   # Mirrors the tree above; a non-empty spec string sweeps that field, '' leaves it fixed.
   config.sweep.space = empty_space(config)
   return config

@@ -6,7 +6,13 @@ A ResNet (3x3 stem, two stages of 16 and 32 channels, `model.depth`=1 residual b
 batch norm on `digits`; 8 random settings of the learning rate and of BN's momentum (one
 compiled program: momentum is a per-member number). Evaluation uses statistics recomputed over
 the training set after each epoch (`model.bn_eval='precise'`); `val_accuracy_running` in
-best.json and history.jsonl is the same model evaluated with its running averages. RESULT
+best.json and history.jsonl is the same model evaluated with its running averages.
+
+Expected (seed 0, about 120 s of CPU time): precise-BN validation accuracy 0.965-0.993 for all
+8, best 0.993 (test 0.997) at momentum 0.998. The gap is the lesson: 5 epochs are 90 steps, so
+the three trials with momentum >= 0.997 still carry most of their initial running averages and
+score 0.28-0.36 with them, while momentum <= 0.985 keeps the running averages within 0.01-0.03
+of precise BN.
 """
 
 from configs import default

@@ -41,7 +41,8 @@ def test_sweep_writes_every_contract_file(sweep_dir, config):
     rows = list(csv.DictReader(f))
   swept = ['model.bn_momentum', 'model.widths', 'optimizer.learning_rate']
   assert list(rows[0]) == ['trial'] + swept + [
-      'status', 'val_accuracy', 'val_loss', 'test_accuracy', 'train_loss', 'epochs', 'seconds']
+      'status', 'val_accuracy', 'val_loss', 'test_accuracy', 'train_loss', 'epochs', 'seconds',
+      'diverged_epoch']
   assert [int(r['trial']) for r in rows] == list(range(config.sweep.num_trials))
   assert {r['status'] for r in rows} == {'ok'}
   for field in swept:

@@ -43,7 +43,8 @@ def test_scratch_batch_norm_trains_like_flax_batch_norm(config, digits):
   # Two members with their own BN momentum in one program: momentum is per-member for both.
   # Heavy-ball momentum, not Adam: the gradient of a weight whose input is constant within a
   # batch is exactly zero before BN only in exact arithmetic; both BNs leave ~1e-9 of float
-  # noise there, different noise, and Adam scales noise to lr-sized steps (~1e-3 apart).
+  # noise there, different noise, and Adam scales noise to lr-sized steps (measured: val loss
+  # 1e-3 relative apart after one epoch at lr 1e-3; 1e-7 with momentum).
   setting = {'optimizer.name': 'momentum', 'optimizer.learning_rate': 0.05}
   runs = {}
   for norm in ('batch', 'batch_scratch'):

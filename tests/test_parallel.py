@@ -126,16 +126,17 @@ def test_four_devices_give_the_one_device_results(baseline, data_dir, tmp_path):
 
 
 def test_two_processes_over_loopback_give_the_one_device_results(baseline, data_dir, tmp_path):
-  address = f'127.0.0.1:{_free_port()}'
-  workdirs = [tmp_path / 'process0', tmp_path / 'process1']
-  processes = [_launch([f'--workdir={workdirs[i]}', f'--coordinator_address={address}',
+  # One workdir, as on a pod (a filesystem every host mounts): Orbax checkpoints are collective.
+  address, workdir = f'127.0.0.1:{_free_port()}', tmp_path / 'shared'
+  processes = [_launch([f'--workdir={workdir}', f'--coordinator_address={address}',
                         '--num_processes=2', f'--process_id={i}'] + _flags(data_dir), devices=2)
                for i in range(2)]
   outputs = [_finish(p) for p in processes]
   assert 'on 4 cpu device(s) in 2 process(es)' in outputs[0][1]
-  assert not workdirs[1].exists()  # Only process 0 writes.
-  assert 'best: trial' in outputs[0][0] and 'best: trial' not in outputs[1][0]
-  _assert_same_results(_rows(workdirs[0]), baseline)
+  assert 'best: trial' in outputs[0][0] and 'best: trial' not in outputs[1][0]  # Process 0 reports.
+  with open(workdir / 'progress.jsonl') as f:  # Process 0 alone writes it: one row per trial-epoch.
+    assert len(f.readlines()) == len(baseline) * test_config.get_config().train.epochs
+  _assert_same_results(_rows(workdir), baseline)
 
 
 def test_the_sweep_ends_with_a_throughput_summary(tmp_path, config, digits, caplog):

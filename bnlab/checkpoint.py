@@ -1,0 +1,145 @@
+"""Resume: Orbax checkpoints of the populations in flight and a journal of finished chunks.
+
+Everything lives under `<workdir>/checkpoints/`:
+
+    populations/<name>/<epoch>/   Orbax checkpoint of one Population: the stacked MemberState
+                                  (parameters, batch_stats, optimizer states with their per-member
+                                  hyperparameters, divergence flags) and JSON metadata (epoch,
+                                  history so far, seconds, the caller's own state)
+    journal/<key>.json            the result dicts of a finished chunk of trials
+    complete.json                 written last: the sweep is done, a rerun has nothing to do
+
+Orbax writes a checkpoint into a temporary folder and renames it when finished, and the JSON
+files are written to a temporary name and renamed, so a process killed at any moment leaves
+either the previous checkpoint or the new one, never half of one. The data order of epoch e
+comes from fold_in(seed, e), so (state, epoch) is all the randomness a resume needs.
+"""
+
+import hashlib
+import json
+import logging
+import os
+
+from absl import logging as absl_logging
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from bnlab import checks
+from bnlab import parallel
+from bnlab import report
+
+
+
+def chunk_key(configs, trial_ids, seed):
+  """A stable name for a chunk of trials: its members' configs, trial ids and seed."""
+  def trial_dict(config):
+    tree = config.to_dict()
+    for field in checks.RESULT_NEUTRAL:
+      section, key = field.split('.')
+      tree[section].pop(key, None)
+    return tree
+  text = json.dumps([int(seed), [int(t) for t in trial_ids], [trial_dict(c) for c in configs]],
+                    sort_keys=True, default=repr)
+  return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class _QuietOrbax(logging.Filter):
+  """Drops Orbax's INFO lines (several per save), which would bury the sweep's own progress."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+
+
+_QUIET_ORBAX = _QuietOrbax()
+
+
+def _history_to_json(history):
+  return [{k: np.asarray(v).tolist() for k, v in row.items()} for row in history]
+
+
+def _history_from_json(rows):
+  # The metrics left the device as float32 and bool; JSON keeps their values exactly.
+  return [{k: np.asarray(v, bool if k == 'diverged' else np.float32) for k, v in row.items()}
+          for row in rows]
+
+
+class SweepCheckpointer:
+  """Saves and restores a sweep's state under `<workdir>/checkpoints`; see the module doc.
+
+  `every` is the cadence in epochs (`train.checkpoint_every`); 0 checkpoints only the last epoch
+  of each population.
+  """
+
+  def __init__(self, workdir, every=1):
+    self.root = os.path.join(workdir, 'checkpoints')
+    self.every = int(every)
+    self._managers = {}
+    absl_logging.get_absl_logger().addFilter(_QUIET_ORBAX)  # Adding it twice keeps one.
+
+  chunk_key = staticmethod(chunk_key)
+
+  def due(self, epoch, epochs):
+    """Whether a population that just finished `epoch` (1-based) of `epochs` is saved now."""
+    return epoch == epochs or (self.every > 0 and epoch % self.every == 0)
+
+  def _manager(self, name):
+    if name not in self._managers:
+      options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                             enable_async_checkpointing=False)
+      self._managers[name] = ocp.CheckpointManager(
+          os.path.join(self.root, 'populations', name), options=options)
+    return self._managers[name]
+
+  def save_population(self, name, state, epoch, history, seconds=0.0, extra=None):
+    """Checkpoints a population's stacked state after `epoch` epochs, with its metadata."""
+    meta = {'epoch': int(epoch), 'history': _history_to_json(history), 'seconds': seconds,
+            'extra': extra}
+    self._manager(name).save(int(epoch), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+  def restore_population(self, name, like):
+    """(state, epoch, history, seconds, extra) of the latest checkpoint of `name`, or None.
+
+    `like` is a state of the same shapes (the freshly initialized population) that tells Orbax
+    the tree structure, dtypes and shardings to restore into.
+    """
+    if not os.path.isdir(os.path.join(self.root, 'populations', name)):
+      return None
+    manager = self._manager(name)
+    step = manager.latest_step()
+    if step is None:
+      return None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    meta = restored.meta
+    return (restored.state, meta['epoch'], _history_from_json(meta['history']),
+            meta['seconds'], meta['extra'])
+
+  def _journal_path(self, key):
+    return os.path.join(self.root, 'journal', f'{key}.json')
+
+  def load_chunk(self, key):
+    """The results of a finished chunk, or None if it has not finished."""
+    path = self._journal_path(key)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)  # NaN metrics of diverged members round-trip as NaN.
+
+  def save_chunk(self, key, results):
+    if parallel.is_writer():  # Every process holds the same results; Orbax saves are collective.
+      report.write_text(self._journal_path(key), json.dumps(results))
+
+  def is_complete(self):
+    return os.path.exists(os.path.join(self.root, 'complete.json'))
+
+  def mark_complete(self, summary):
+    if parallel.is_writer():
+      report.write_text(os.path.join(self.root, 'complete.json'), json.dumps(summary) + '\n')
+
+  def close(self):
+    for manager in self._managers.values():
+      manager.close()
+    self._managers.clear()

@@ -1,0 +1,116 @@
+"""How many members fit in one compiled program: an estimate made before anything compiles.
+
+A member's bytes are its state (parameters, batch_stats, optimizer state: read off the shapes of
+the init program by `jax.eval_shape`, which traces but compiles nothing), its gradients and
+updates (two more copies of the parameters), and the activations of one batch (every layer's
+output, captured by `jax.eval_shape` of the forward pass, counted twice for the backward pass's
+residuals and cotangents) or of one evaluation chunk, whichever is larger. The data is shared by
+all members and counted once.
+
+The budget is the accelerator's memory limit where the device reports one, else half of the
+host's physical memory (CPU). Both are fixed per machine, so the chunking they give (and with it
+every result) does not change between a run and its resume.
+"""
+
+import functools
+import os
+
+from absl import logging
+import jax
+import numpy as np
+
+from bnlab import checks
+from bnlab import engine
+from bnlab import models
+
+ACCELERATOR_SHARE = 0.9  # Of the device's bytes_limit: leave room for XLA's own scratch.
+HOST_SHARE = 0.5  # Of physical RAM on CPU, which the OS and the input pipeline share.
+BACKWARD_FACTOR = 2  # Forward activations are kept for the backward pass, which makes as many.
+
+
+def _bytes(tree):
+  return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(tree))
+
+
+def _one_member_hparams(config):
+  return jax.tree.map(lambda a: a[0], engine.dynamic_hparams([config]))
+
+
+def _activation_bytes(static, num_classes, hparams, variables, example_shape, dtype, batch):
+  """Bytes of every layer's output for one batch of `batch` examples (shapes only)."""
+  model = models.make_model(static.model, num_classes, hparams['model'])
+  x = jax.ShapeDtypeStruct((batch,) + example_shape, dtype)
+
+  def forward(variables, x):
+    _, state = model.apply(variables, x, train=True, capture_intermediates=True,
+                           mutable=['batch_stats', 'intermediates'])
+    return state['intermediates']
+
+  return _bytes(jax.eval_shape(forward, variables, x))
+
+
+def member_bytes(config, num_classes, shapes):
+  """{state, gradients, activations, total}: bytes one member of `config`'s bucket needs."""
+  static = engine.static_config(config)
+  (x_shape, x_dtype) = shapes[0]
+  hparams = _one_member_hparams(config)
+  init = functools.partial(engine.init_member, static, num_classes, x_shape[0])
+  sample = jax.ShapeDtypeStruct((1,) + tuple(x_shape[1:]), x_dtype)
+  state = jax.eval_shape(init, hparams, 0, sample)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  train = BACKWARD_FACTOR * _activation_bytes(static, num_classes, hparams, variables,
+                                              tuple(x_shape[1:]), x_dtype,
+                                              static.train.batch_size)
+  evaluation = _activation_bytes(static, num_classes, hparams, variables, tuple(x_shape[1:]),
+                                 x_dtype, min(engine.EVAL_CHUNK, shapes[2][0][0]))
+  sizes = {'state': _bytes(state), 'gradients': 2 * _bytes(state.params),
+           'activations': max(train, evaluation)}
+  sizes['total'] = sum(sizes.values())
+  return sizes
+
+
+def device_budget(device=None):
+  """Bytes a sweep may use on `device` (see the module doc)."""
+  device = device or jax.local_devices()[0]
+  stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
+  if stats and stats.get('bytes_limit'):
+    return int(ACCELERATOR_SHARE * stats['bytes_limit'])
+  return int(HOST_SHARE * os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+
+
+def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):
+  """The members per program that fit every bucket within the budget and sweep.max_parallel.
+
+  The budget is one device's: a program's members are split evenly over every device (the data
+  replicated on each), so the fit is per device times the device count, rounded down to a
+  multiple of it (engine.member_limit).
+
+  Raises checks.ConfigError when a bucket cannot fit even MIN_MEMBERS members (the smallest
+  program the engine builds), or when a batch is larger than the training split.
+  """
+  budget = device_budget() if budget is None else budget
+  data_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes)
+  num_train = shapes[0][0][0]
+  fit = max_parallel
+  for bucket in engine.buckets(configs):
+    config = configs[bucket[0]]
+    if config.train.batch_size > num_train:
+      raise checks.ConfigError(f'train.batch_size={config.train.batch_size} is larger than the '
+                               f'{num_train} training examples of {config.dataset.name}')
+    sizes = member_bytes(config, num_classes, shapes)
+    members = (budget - data_bytes) // sizes['total']
+    logging.info('memory: %.2f MiB per member (state %.2f, gradients %.2f, activations %.2f) '
+                 'for model.widths=%s train.batch_size=%d; budget %.2f GiB: %d members fit',
+                 sizes['total'] / 2**20, sizes['state'] / 2**20, sizes['gradients'] / 2**20,
+                 sizes['activations'] / 2**20, tuple(config.model.widths),
+                 config.train.batch_size, budget / 2**30, max(members, 0))
+    if members < engine.MIN_MEMBERS:
+      raise checks.ConfigError(
+          f'model.widths={tuple(config.model.widths)} with train.batch_size='
+          f'{config.train.batch_size}: {engine.MIN_MEMBERS} members need '
+          f'{engine.MIN_MEMBERS * sizes["total"] / 2**30:.2f} GiB but the device has '
+          f'{max(budget - data_bytes, 0) / 2**30:.2f} GiB for members; use a smaller model or batch')
+    fit = min(fit, members * jax.device_count())
+  fit = engine.member_limit(fit)
+  logging.info('memory: up to %d members per program (sweep.max_parallel=%d)', fit, max_parallel)
+  return int(fit)

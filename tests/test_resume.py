@@ -1,0 +1,246 @@
+"""Resume: a sweep interrupted anywhere and run again ends exactly as one never interrupted."""
+
+import csv
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+from orbax.checkpoint._src.path import atomicity
+import pytest
+
+from bnlab import checkpoint
+from bnlab import checks
+from bnlab import engine
+from bnlab import report
+from bnlab import space
+from bnlab import sweep
+from tests.conftest import ROOT
+
+
+class Interrupt(Exception):
+  """Stands for a preemption at the point where a test raises it."""
+
+
+def _config(config):
+  config.train.epochs = 3
+  config.sweep.max_parallel = 2  # 6 trials, 2 shapes (4 + 2): three chunks of two.
+  config.train.checkpoint_every = 1
+  return config
+
+
+def _results(workdir):
+  """results.csv without the wall-clock column, and history.jsonl, as text."""
+  with open(os.path.join(workdir, 'results.csv')) as f:
+    rows = [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
+  with open(os.path.join(workdir, 'history.jsonl')) as f:
+    return rows, f.read()
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory, data_dir):
+  from configs import test as test_config  # pylint: disable=import-outside-toplevel
+  config = _config(test_config.get_config())
+  config.dataset.data_dir = data_dir
+  workdir = str(tmp_path_factory.mktemp('uninterrupted'))
+  sweep.run(config, workdir)
+  return _results(workdir)
+
+
+def _count_epochs(monkeypatch, fail_at=None):
+  """Counts Population.run_epoch calls; raises Interrupt on call number `fail_at`."""
+  calls = []
+  real = engine.Population.run_epoch
+
+  def run_epoch(self, data):
+    calls.append(self.epoch)
+    if len(calls) == fail_at:
+      raise Interrupt
+    return real(self, data)
+
+  monkeypatch.setattr(engine.Population, 'run_epoch', run_epoch)
+  return calls
+
+
+def _fail_on_call(monkeypatch, owner, name, number, before=True):
+  """Makes call `number` of owner.name raise Interrupt, before or after the real call."""
+  real = getattr(owner, name)
+  calls = []
+
+  def wrapped(*args, **kwargs):
+    calls.append(1)
+    if before and len(calls) == number:
+      raise Interrupt
+    out = real(*args, **kwargs)
+    if not before and len(calls) == number:
+      raise Interrupt
+    return out
+
+  monkeypatch.setattr(owner, name, wrapped)
+
+
+def _interrupt_mid_epoch(monkeypatch):
+  _count_epochs(monkeypatch, fail_at=5)  # Second chunk, second epoch.
+
+
+def _interrupt_between_chunks(monkeypatch):
+  _fail_on_call(monkeypatch, checkpoint.SweepCheckpointer, 'save_chunk', 1, before=False)
+
+
+def _fail_on_path(monkeypatch, owner, name, part):
+  """Makes the first call of owner.name whose first two arguments name `part` raise Interrupt."""
+  real = getattr(owner, name)
+
+  def wrapped(*args, **kwargs):
+    if any(part in str(a) for a in args[:2]):
+      monkeypatch.setattr(owner, name, real)
+      raise Interrupt
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(owner, name, wrapped)
+
+
+def _interrupt_mid_journal_write(monkeypatch):
+  # The journal's temporary file is written, the rename never happens: a kill mid-write.
+  _fail_on_path(monkeypatch, os, 'replace', '/journal/')
+
+
+def _interrupt_mid_checkpoint_write(monkeypatch):
+  # Orbax has written the checkpoint into its temporary folder but not renamed it into place.
+  real = atomicity.AtomicRenameTemporaryPath.finalize
+  calls = []
+
+  async def finalize(self):
+    calls.append(1)
+    if len(calls) == 4:  # Chunk two, epoch one.
+      raise Interrupt
+    return await real(self)
+
+  monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, 'finalize', finalize)
+
+
+def _interrupt_mid_report(monkeypatch):
+  _fail_on_path(monkeypatch, report, 'write_text', 'history.jsonl')  # after results.csv
+
+
+def _caused_by_interrupt(error):
+  """Orbax may wrap an exception raised inside its save; look down the chain."""
+  while error is not None:
+    if isinstance(error, Interrupt):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+@pytest.mark.parametrize('interrupt', [
+    _interrupt_mid_epoch, _interrupt_between_chunks, _interrupt_mid_journal_write,
+    _interrupt_mid_checkpoint_write, _interrupt_mid_report])
+def test_an_interrupted_sweep_resumes_to_the_uninterrupted_results(
+    interrupt, uninterrupted, config, tmp_path, monkeypatch):
+  config = _config(config)
+  with monkeypatch.context() as patch:
+    interrupt(patch)
+    with pytest.raises(Exception) as raised:
+      sweep.run(config, str(tmp_path))
+    assert _caused_by_interrupt(raised.value), raised.value
+  calls = _count_epochs(monkeypatch)
+  sweep.run(config, str(tmp_path))
+  assert _results(str(tmp_path)) == uninterrupted
+  # It resumed: fewer member-epochs than the 3 chunks x 3 epochs of a fresh run.
+  assert len(calls) < 9
+  assert sweep.run(config, str(tmp_path)) is None  # Complete: nothing left to train.
+  assert len(calls) < 9
+
+
+def test_a_chunk_resumes_at_its_last_checkpointed_epoch(config, tmp_path, monkeypatch):
+  config = _config(config)
+  config.train.checkpoint_every = 2
+  with monkeypatch.context() as patch:
+    _count_epochs(patch, fail_at=3)  # Chunk one, epoch three: its last checkpoint is epoch 2.
+    with pytest.raises(Interrupt):
+      sweep.run(config, str(tmp_path))
+  calls = _count_epochs(monkeypatch)
+  sweep.run(config, str(tmp_path))
+  assert calls[0] == 2  # The first chunk's next epoch (0-based) after its checkpoint.
+
+
+def test_another_config_on_a_workdir_is_refused_and_leaves_it_untouched(config, tmp_path):
+  config = _config(config)
+  config.sweep.num_trials = 2
+  sweep.run(config, str(tmp_path))
+  before = {p: open(p, 'rb').read() for p in glob.glob(f'{tmp_path}/**', recursive=True)
+            if os.path.isfile(p)}
+  config.optimizer.b1 = 0.8
+  with pytest.raises(checks.ConfigError, match=r'optimizer\.b1 was 0\.9, now 0\.8'):
+    sweep.run(config, str(tmp_path))
+  after = {p: open(p, 'rb').read() for p in glob.glob(f'{tmp_path}/**', recursive=True)
+           if os.path.isfile(p)}
+  assert after == before
+  config.train.checkpoint_every = 0  # Changes no result: not a different sweep.
+  config.optimizer.b1 = 0.9
+  assert sweep.run(config, str(tmp_path)) is None
+  config.optimizer.b1 = 0.8
+  assert len(sweep.run(config, str(tmp_path), overwrite=True)) == 2
+
+
+# One shape (one compile per process), four trials in two chunks, a checkpoint every epoch.
+KILLED = {'train.epochs': 3, 'sweep.max_parallel': 2, 'train.checkpoint_every': 1,
+          'sweep.num_trials': 4, 'sweep.space.model.widths': ''}
+
+
+def _launch(workdir, data_dir, log):
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
+       f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
+       *[f'--config.{field}={value}' for field, value in KILLED.items()]],
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _first_checkpoint(workdir, process, timeout=300):
+  """Waits until Orbax has committed a checkpoint (its step folder renamed into place)."""
+  deadline = time.monotonic() + timeout
+  pattern = os.path.join(workdir, 'checkpoints', 'populations', '*', '*')
+  while time.monotonic() < deadline and process.poll() is None:
+    if any(os.path.basename(p).isdigit() for p in glob.glob(pattern)):
+      return True
+    time.sleep(0.02)
+  return False
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(config, data_dir, tmp_path):
+  config = space.with_overrides(config, KILLED)
+  sweep.run(config, str(tmp_path / 'uninterrupted'))
+  workdir = str(tmp_path / 'workdir')
+  with open(tmp_path / 'killed.log', 'w') as log:
+    process = _launch(workdir, data_dir, log)
+    found = _first_checkpoint(workdir, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  assert found, (tmp_path / 'killed.log').read_text()[-3000:]
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints', 'complete.json'))
+  with open(tmp_path / 'resumed.log', 'w') as log:
+    process = _launch(workdir, data_dir, log)
+    assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
+  assert 'resume after epoch' in (tmp_path / 'resumed.log').read_text()
+  assert _results(workdir) == _results(str(tmp_path / 'uninterrupted'))
+
+
+def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits, tmp_path):
+  data, num_classes = digits
+  configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
+  original = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  history = [original.run_epoch(data)]
+  checkpointer = checkpoint.SweepCheckpointer(str(tmp_path))
+  original.save(checkpointer, 'rung0', history, seconds=1.5, extra={'survivors': [1, 0]})
+  restored = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  restored_history, seconds, extra = restored.restore(checkpointer, 'rung0')
+  assert (restored.epoch, seconds, extra) == (1, 1.5, {'survivors': [1, 0]})
+  jax.tree.map(np.testing.assert_array_equal, restored_history, history)
+  jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)
+  jax.tree.map(np.testing.assert_array_equal, restored.run_epoch(data), original.run_epoch(data))
+  assert engine.Population.create(configs, [0, 1], data, num_classes, seed=0).restore(
+      checkpointer, 'no_such_rung') == ([], 0.0, None)
