@@ -203,3 +203,41 @@ def test_launch_refuses_a_bad_process_id_in_one_line(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       'error: process_id=5 must be in 0..1 (num_processes - 1)')
   assert 'Traceback' not in result.stderr and not os.path.exists(tmp_path / 'w')
+
+
+# Population reshaping (halving's take, PBT's take and set_hparams) and per-member seeds.
+RESHAPED_RUN = """
+import json, sys
+sys.path.insert(0, {root!r})
+from bnlab import sweep
+from configs import test
+out = {{}}
+for name, extra in {runs!r}.items():
+  config = test.get_config()
+  config.update_from_flattened_dict({{**{overrides!r}, **extra}})
+  config.dataset.data_dir = {data_dir!r}
+  results = sweep.run(config, {workdir!r} + '/' + name)
+  out[name] = [[r['trial'], r['status'], r['epochs'], r['val_loss']] for r in results]
+print('RESHAPED ' + json.dumps(out))
+"""
+RESHAPED = {'halving': {'sweep.strategy': 'halving', 'sweep.eta': 2},
+            'pbt': {'sweep.strategy': 'pbt'},
+            'seeds': {'sweep.num_trials': 3, 'sweep.seeds': 2}}
+
+
+@pytest.mark.slow
+def test_halving_pbt_and_seeds_on_four_devices_give_the_one_device_results(data_dir, tmp_path):
+  overrides = {**OVERRIDES, 'sweep.num_trials': 6, 'train.epochs': 3}
+  outputs = []
+  for devices in (1, 4):  # 6 trials: 6 or 8 members, then halving's 3 and 1 padded to 8 on 4.
+    script = RESHAPED_RUN.format(root=ROOT, runs=RESHAPED, overrides=overrides,
+                                 data_dir=data_dir, workdir=str(tmp_path / str(devices)))
+    result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=_env(devices),
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [l for l in result.stdout.splitlines() if l.startswith('RESHAPED ')]
+    outputs.append(json.loads(line[len('RESHAPED '):]))
+  for name in RESHAPED:
+    one, four = outputs[0][name], outputs[1][name]
+    assert [r[:3] for r in four] == [r[:3] for r in one], name
+    np.testing.assert_allclose([r[3] for r in four], [r[3] for r in one], rtol=1e-5, err_msg=name)
