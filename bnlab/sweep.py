@@ -1,9 +1,7 @@
 """run(config, workdir): a whole sweep, from config to the workdir files of the contract."""
 
-import json
 import os
 import shutil
-import statistics
 import sys
 import time
 
