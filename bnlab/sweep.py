@@ -56,6 +56,7 @@ class Progress:
 def run(config, workdir):
   """Trains the sweep of `config` and writes its workdir; returns the results."""
   specs, settings, configs = prepare(config)
+  engine.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE='' turns it off.
   os.makedirs(workdir, exist_ok=True)
   report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   data, num_classes = data_lib.load(config.dataset)
