@@ -139,10 +139,10 @@ def peers_section(info, records, args):
   table, peaks = _index(records)
   peak = statistics.median(peaks.values())
   lines = [SECTIONS[0], '',
-           f'`{info["command"]}` on {info["date"]}: {info["cpu"]}, {info["cores"]} cores, '
+           f'`{"` + `".join(info["commands"])}` on {info["date"]}: {info["cpu"]}, {info["cores"]} cores, '
            f'device `{info["device"]}`, load average {info["load_before"][0]:.1f} before and '
            f'{info["load_after"][0]:.1f} after (the machine was shared: medians of '
-           f'{args.repeats} repeat(s), each ratio taken within one repeat). '
+           f'{info["repeats"]} repeat(s), each ratio taken within one repeat). '
            f'{info["bench_seconds"] / 60:.1f} minutes in all. No GPU was lent to this task: '
            'every figure is CPU.', '',
            f'Matmul peak (2048×2048 f32 under XLA, median of 20 in each repeat): '
@@ -167,14 +167,15 @@ def peers_section(info, records, args):
            '`engine.train_step` from Python one batch per call instead of the epoch\'s '
            '`lax.scan` (bnlab has no such mode; it excludes the validation pass).',
            '- peak RSS is the whole process\'s (wait4 of the child).']
-  for workload in args.workloads:
+  sizes = sorted({r['n'] for r in records if r['n']})
+  for workload in sorted({r['workload'] for r in records if r['workload']}):
     spec = common.workload(workload, args.epochs)
     lines += ['', f'### {workload}: {spec["dataset"]}, MLP {spec["widths"]} BN before ReLU, '
               f'Adam + clip {common.CLIP_NORM}, batch {common.BATCH_SIZE}, {spec["epochs"]} '
               'epochs', '']
-    lines += speed_table(table, workload, args.sizes)
+    lines += speed_table(table, workload, sizes)
     lines += ['']
-    lines += engine_table(table, peaks, workload, args.sizes)
+    lines += engine_table(table, peaks, workload, sizes)
   limits = {r.get('limitation') for r in records if r.get('limitation')}
   if limits:
     lines += ['', 'torch.func: with the BN buffers stacked per member, running statistics do '
@@ -189,6 +190,8 @@ def targets_section(info, records, args):
   """The "## Targets" section: each of the issue's targets, the measured figure, met or not."""
   table, peaks = _index(records)
   main = 'digits-3x128'
+  sizes = sorted({r['n'] for r in records if r['n']})
+  workloads = sorted({r['workload'] for r in records if r['workload']})
   lines = [SECTIONS[1], '', '| target | measured | met? |', '|---|---|---|']
 
   def row(target, figure, met):
@@ -198,22 +201,21 @@ def targets_section(info, records, args):
   row('CPU: end to end ≥ 10× Optuna + PyTorch at 256 trials, 3×128',
       f'{statistics.median(r):.1f}×' if r else 'not measured',
       ('met' if statistics.median(r) >= 10 else 'not met') if r else '—')
-  mfus = {n: steady_stats(table, peaks, main, n).get('mfu') for n in args.sizes if n >= 64}
+  mfus = {n: steady_stats(table, peaks, main, n).get('mfu') for n in sizes if n >= 64}
   mfus = {n: m for n, m in mfus.items() if m is not None}
   row('CPU: ≥ 60% of the measured matmul peak in steady state for N ≥ 64, 3×128',
       ', '.join(f'N={n}: {m:.0%}' for n, m in mfus.items()) or 'not measured',
       ('met' if min(mfus.values()) >= 0.6 else 'not met') if mfus else '—')
-  compiles = {n: steady_stats(table, peaks, main, n).get('compile') for n in args.sizes}
+  compiles = {n: steady_stats(table, peaks, main, n).get('compile') for n in sizes}
   compiles = {n: c for n, c in compiles.items() if c is not None}
-  if compiles:
-    spread = max(compiles.values()) / min(compiles.values()) - 1
-    row(f'CPU: compile time flat in N (8 to 1024 within 20%; measured at '
-        f'{min(compiles)} to {max(compiles)})',
-        ', '.join(f'{c:.1f} s' for c in compiles.values()) + f' (spread {spread:.0%})',
-        'met' if spread <= 0.2 else 'not met')
+  spread = max(compiles.values()) / min(compiles.values()) - 1 if compiles else None
+  row('CPU: compile time flat in N (8 to 1024 within 20%), 3×128',
+      ', '.join(f'N={n}: {c:.1f} s' for n, c in compiles.items()) + f' (spread {spread:.0%})'
+      if compiles else 'not measured',
+      ('met' if spread <= 0.2 else 'not met') if compiles else '—')
   row('GPU: ≥ 100× Optuna + PyTorch on the same GPU at 1,024 members',
       'not measured: no GPU was lent to this task', 'not measured')
-  both = {(w, n): ratios(table, w, n, 'torch_func') for w in args.workloads for n in args.sizes}
+  both = {(w, n): ratios(table, w, n, 'torch_func') for w in workloads for n in sizes}
   both = {k: statistics.median(v) for k, v in both.items() if v}
   row('Ahead of the torch.func ensemble at every N where both run',
       ', '.join(f'{w} N={n}: {v:.1f}×' for (w, n), v in both.items()) or 'not measured',
@@ -223,24 +225,23 @@ def targets_section(info, records, args):
 
 def replace_sections(text, sections):
   """`text` with each '## Name' section of `sections` replaced (or appended), others kept."""
-  parts, current = {}, None
-  order = []
+  parts, order, current = {None: []}, [None], None
   for line in text.splitlines():
     if line.startswith('## '):
       current = line.strip()
       order.append(current)
       parts[current] = []
-    if current is None:
-      parts.setdefault(None, []).append(line)
-    else:
-      parts[current].append(line)
+    parts[current].append(line)
   for lines in sections:
     if lines[0] not in parts:
       order.append(lines[0])
-    parts[lines[0]] = list(lines) + ['']
-  out = parts.get(None, [])
+    parts[lines[0]] = list(lines)
+  out = []
   for name in order:
-    out += parts[name]
+    lines = list(parts[name])
+    while lines and not lines[-1].strip():
+      lines.pop()
+    out += lines + [''] if lines else []
   return '\n'.join(out).rstrip() + '\n'
 
 

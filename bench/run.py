@@ -51,13 +51,17 @@ def parse_args(argv):
   parser.add_argument('--repeats', type=int, default=3, help='Runs of everything; medians.')
   parser.add_argument('--max_trials', type=int, default=4,
                       help='Trials a sequential peer runs before extrapolating to N.')
-  parser.add_argument('--partial_epochs', type=int, default=3,
+  parser.add_argument('--partial_epochs', type=int, default=2,
                       help='Epochs of the in-process runs (bnlab steady/per-step, torch.func).')
   parser.add_argument('--torch_func_max_n', type=int, default=256,
                       help='Largest N the torch.func ensemble runs at (it is slow).')
   parser.add_argument('--epochs', type=int, default=0, help='Override the workloads\' epochs.')
   parser.add_argument('--workdir', default=os.path.join(tempfile.gettempdir(), 'bnlab-bench'))
+  parser.add_argument('--data_dir', default='',
+                      help='TFDS data dir the datasets are built into; default <workdir>/tfds.')
   parser.add_argument('--out', default=os.path.join(ROOT, 'BENCHMARKS.md'))
+  parser.add_argument('--append', action='store_true',
+                      help='Keep the records of earlier runs in --workdir (other sizes).')
   parser.add_argument('--smoke', action='store_true',
                       help='Tiny: N=2, one epoch, JAX systems only, one repeat, out in workdir.')
   args = parser.parse_args(argv)
@@ -103,6 +107,8 @@ def peer_command(system, spec, n, args):
   partial = min(spec['epochs'], args.partial_epochs)
   command = [sys.executable, '-m', MODULES[system], f'--system={system}',
              f'--workload={spec["name"]}', f'--n={n}']
+  if system == 'matmul_peak':
+    return command
   if system in ('bnlab_steady', 'bnlab_per_step'):
     return command + [f'--epochs={partial}', f'--data_dir={args.data_dir}']
   if system == 'torch_func':
@@ -151,7 +157,7 @@ def machine(peak):
 
 def prepare(args):
   """Builds the datasets into the TFDS dir and exports the peers' .npz arrays, untimed."""
-  args.data_dir = os.path.join(args.workdir, 'tfds')
+  args.data_dir = args.data_dir or os.path.join(args.workdir, 'tfds')
   os.makedirs(args.data_dir, exist_ok=True)
   for name in args.workloads:
     common.export_arrays(common.workload(name), args.data_dir, args.workdir)
@@ -160,7 +166,8 @@ def prepare(args):
 def measure_all(args):
   """Every (repeat, workload, N, system) measurement in a fixed order; the records."""
   records = []
-  for repeat in range(args.repeats):
+  run_id = time.strftime('%H%M%S')
+  for repeat in (f'{run_id}-{r}' for r in range(args.repeats)):
     records.append({**measure_peer('matmul_peak', common.workload('digits-3x32'), 0, args),
                     'repeat': repeat, 'workload': ''})
     for name in args.workloads:
@@ -186,12 +193,20 @@ def main(argv=None):
   prepare(args)
   start = time.perf_counter()
   records = measure_all(args)
-  peaks = [r for r in records if r['system'] == 'matmul_peak']
-  info = machine(peaks[0])
-  info['load_after'] = os.getloadavg()
-  info['bench_seconds'] = time.perf_counter() - start
-  info['command'] = ' '.join(['python', 'bench/run.py'] + (argv or sys.argv[1:]))
-  with open(os.path.join(args.workdir, 'records.json'), 'w') as f:
+  info = machine([r for r in records if r['system'] == 'matmul_peak'][0])
+  info.update(load_after=os.getloadavg(), bench_seconds=time.perf_counter() - start,
+              repeats=args.repeats,
+              commands=[' '.join(['python', 'bench/run.py'] + (argv or sys.argv[1:]))])
+  path = os.path.join(args.workdir, 'records.json')
+  if args.append and os.path.exists(path):
+    with open(path) as f:
+      earlier = json.load(f)
+    ran = {(r['workload'], r['n']) for r in records if r['n']}
+    records += [r for r in earlier['records'] if (r['workload'], r['n']) not in ran]
+    info['commands'] = earlier['machine']['commands'] + info['commands']
+    info['bench_seconds'] += earlier['machine']['bench_seconds']
+    info['load_before'] = earlier['machine']['load_before']
+  with open(path, 'w') as f:
     json.dump({'machine': info, 'records': records}, f, indent=1)
   text = report.update_markdown(args.out, info, records, args)
   print(text)
