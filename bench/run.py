@@ -62,6 +62,7 @@ def parse_args(argv):
   parser.add_argument('--out', default=os.path.join(ROOT, 'BENCHMARKS.md'))
   parser.add_argument('--append', action='store_true',
                       help='Keep the records of earlier runs in --workdir (other sizes).')
+  parser.add_argument('--note', default='', help='A sentence about this run for the report.')
   parser.add_argument('--render_only', action='store_true',
                       help='Measure nothing: rewrite --out from --workdir/records.json.')
   parser.add_argument('--smoke', action='store_true',
@@ -205,6 +206,8 @@ def main(argv=None):
   if args.render_only:
     with open(os.path.join(args.workdir, 'records.json')) as f:
       saved = json.load(f)
+    if args.note:
+      saved['machine']['note'] = args.note
     print(report.update_markdown(args.out, saved['machine'], saved['records'], args))
     return
   prepare(args)
@@ -212,7 +215,7 @@ def main(argv=None):
   records = measure_all(args)
   info = machine([r for r in records if r['system'] == 'matmul_peak'][0])
   info.update(load_after=os.getloadavg(), bench_seconds=time.perf_counter() - start,
-              repeats=args.repeats,
+              repeats=args.repeats, note=args.note,
               commands=[' '.join(['python', 'bench/run.py'] + (argv or sys.argv[1:]))])
   path = os.path.join(args.workdir, 'records.json')
   if args.append and os.path.exists(path):
