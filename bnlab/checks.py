@@ -7,7 +7,7 @@ from bnlab import strategies
 
 METRICS = {'val_accuracy': 'max', 'val_loss': 'min', 'train_loss': 'min'}
 ACTIVATIONS = tuple(models.ACTIVATIONS)
-BN_EVALS = ('running',)
+BN_EVALS = ('running', 'batch', 'precise')
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,7 @@ def check_trial(config):
   if not isinstance(widths, tuple) or not widths or not all(
       isinstance(w, int) and w > 0 for w in widths):
     raise ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive ints')
+  _check_norm(config)
   _positive(config, 'train.batch_size')
   _positive(config, 'train.epochs')
   for field in optim.HPARAMS:
@@ -45,6 +46,23 @@ def check_trial(config):
       raise ConfigError(f'optimizer.{field}={config.optimizer[field]!r} must be >= 0')
   if config.optimizer.learning_rate <= 0:
     raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate!r} must be > 0')
+
+
+def _check_norm(config):
+  """model.depth, and the norms that need more than a name: group's divisor, instance's pixels."""
+  _positive(config, 'model.depth')
+  model = config.model
+  if model.norm == 'group':
+    _positive(config, 'model.groups')
+    if any(w % model.groups for w in model.widths):
+      valid = [g for g in range(1, min(model.widths) + 1)
+               if all(w % g == 0 for w in model.widths)]
+      raise ConfigError(f'model.groups={model.groups!r} must divide every width of '
+                        f'model.widths={model.widths!r}; valid: {", ".join(map(str, valid))}')
+  if model.norm == 'instance' and model.name == 'mlp':
+    # An MLP's features have no pixels: each (example, feature) would be normalized alone.
+    raise ConfigError("model.norm='instance' needs images (model.name cnn or resnet): on "
+                      "model.name='mlp' every instance is a single value")
 
 
 def check_sweep(config):

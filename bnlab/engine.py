@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from bnlab import models
+from bnlab import norms
 from bnlab import optim
 
 MODEL_HPARAMS = ('bn_momentum', 'bn_epsilon', 'init_scale')
@@ -127,20 +128,30 @@ def train_epoch(static, num_classes, state, x, y, seed, epoch):
   return state, losses.mean()
 
 
-def evaluate(static, num_classes, state, x, y):
-  """Mean loss and accuracy over (x, y) in chunks, BN with its running averages."""
+def evaluate(static, num_classes, state, x, y, batch_statistics=False):
+  """Mean loss and accuracy over (x, y) in chunks, BN with its running averages.
+
+  With `batch_statistics`, BN normalizes each chunk of train.batch_size examples by the chunk's
+  own statistics instead (training mode, the new running averages dropped). The last chunk is
+  filled up by wrapping around to the first examples, so its statistics come from a full batch
+  of real examples; the repeats are masked out of the metrics.
+  """
   model = models.make_model(static.model, num_classes, state.model_hparams)
   n = x.shape[0]
-  chunk = min(n, EVAL_CHUNK)
+  chunk = min(n, static.train.batch_size if batch_statistics else EVAL_CHUNK)
   pad = -n % chunk
-  xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((-1, chunk) + x.shape[1:])
+  xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), mode='wrap').reshape(
+      (-1, chunk) + x.shape[1:])
   ys = jnp.pad(y, (0, pad)).reshape(-1, chunk)
   mask = (jnp.arange(n + pad) < n).reshape(-1, chunk)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
 
   def body(totals, batch):
     xb, yb, mb = batch
-    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, xb,
-                         train=False)
+    if batch_statistics:
+      logits, _ = model.apply(variables, xb, train=True, mutable=['batch_stats'])
+    else:
+      logits = model.apply(variables, xb, train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
     correct = jnp.argmax(logits, -1) == yb
     return (totals[0] + jnp.sum(loss * mb), totals[1] + jnp.sum(correct * mb)), None
@@ -149,11 +160,54 @@ def evaluate(static, num_classes, state, x, y):
   return {'loss': loss / n, 'accuracy': correct / n}
 
 
+def _pool_stats(stats):
+  """Pools stacked per-batch BN statistics {..., 'mean': [K, n], 'var': [K, n]} layer by layer."""
+  if set(stats) == {'mean', 'var'}:
+    mean, var = norms.pooled_moments(stats['mean'], stats['var'])
+    return {'mean': mean, 'var': var}
+  return {k: _pool_stats(v) for k, v in stats.items()}
+
+
+def precise_batch_stats(static, num_classes, state, x):
+  """Precise BN: every BN layer's statistics recomputed over the training set x.
+
+  The trained model runs in training mode over x in batches of train.batch_size (in order,
+  the remainder dropped); with momentum 0 each batch's update is that batch's own mean and
+  variance, and these are pooled into the population mean and variance of each layer's input.
+  """
+  hparams = dict(state.model_hparams, bn_momentum=0.0)
+  model = models.make_model(static.model, num_classes, hparams)
+  size = min(static.train.batch_size, x.shape[0])
+  batches = x[:x.shape[0] // size * size].reshape((-1, size) + x.shape[1:])
+
+  def batch_stats(xb):
+    _, updates = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, xb,
+                             train=True, mutable=['batch_stats'])
+    return updates['batch_stats']
+
+  return _pool_stats(jax.lax.map(batch_stats, batches))
+
+
+def evaluate_bn(static, num_classes, state, x_train, x, y):
+  """`evaluate` with the BN statistics `model.bn_eval` names: running, batch or precise.
+
+  Norms without running averages give the same numbers in every mode.
+  """
+  mode = static.model.bn_eval
+  if mode == 'precise' and state.batch_stats:
+    state = state.replace(batch_stats=precise_batch_stats(static, num_classes, state, x_train))
+  return evaluate(static, num_classes, state, x, y, batch_statistics=mode == 'batch')
+
+
 def epoch_and_eval(static, num_classes, state, x, y, x_val, y_val, seed, epoch):
   state, train_loss = train_epoch(static, num_classes, state, x, y, seed, epoch)
-  val = evaluate(static, num_classes, state, x_val, y_val)
-  return state, {'train_loss': train_loss, 'val_loss': val['loss'],
-                 'val_accuracy': val['accuracy'], 'diverged': state.diverged}
+  val = evaluate_bn(static, num_classes, state, x, x_val, y_val)
+  metrics = {'train_loss': train_loss, 'val_loss': val['loss'], 'val_accuracy': val['accuracy'],
+             'diverged': state.diverged}
+  if static.model.bn_eval != 'running':  # The gap to the usual running averages, for study.
+    running = evaluate(static, num_classes, state, x_val, y_val)
+    metrics.update(val_loss_running=running['loss'], val_accuracy_running=running['accuracy'])
+  return state, metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +240,9 @@ def compile_programs(static, num_classes, num_members, data_shapes):
   epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
                            in_axes=(0, None, None, None, None, None, None)), donate_argnums=0)
   epoch = epoch.lower(state, x, y, x_val, y_val, scalar, scalar).compile()
-  test = jax.jit(jax.vmap(functools.partial(evaluate, static, num_classes),
-                          in_axes=(0, None, None)))
-  test = test.lower(state, x_test, y_test).compile()
+  test = jax.jit(jax.vmap(functools.partial(evaluate_bn, static, num_classes),
+                          in_axes=(0, None, None, None)))
+  test = test.lower(state, x, x_test, y_test).compile()
   return Programs(init, epoch, test, time.perf_counter() - start)
 
 
@@ -227,7 +281,8 @@ class Population:
 
   def evaluate_test(self, data):
     """Test loss and accuracy of every member ([N] host arrays), for reporting only."""
-    return jax.device_get(self.programs.test(self.state, data['x_test'], data['y_test']))
+    return jax.device_get(self.programs.test(self.state, data['x_train'], data['x_test'],
+                                             data['y_test']))
 
   @property
   def diverged_epoch(self):
@@ -290,4 +345,5 @@ def member_result(trial, k, history, test, population, seconds):
           'val_accuracy': final['val_accuracy'], 'val_loss': final['val_loss'],
           'test_accuracy': final['test_accuracy'], 'train_loss': final['train_loss'],
           'epochs': len(history), 'diverged_epoch': diverged_epoch + 1 if diverged_epoch >= 0
-          else None, 'seconds': seconds, 'history': rows}
+          else None, 'seconds': seconds, 'history': rows,
+          **{k: v for k, v in final.items() if k.endswith('_running')}}  # model.bn_eval's gap.

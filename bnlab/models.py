@@ -1,17 +1,24 @@
 """Flax linen models with the normalization injected: Dense/Conv -> norm -> activation.
 
 Normalization hyperparameters (BN momentum and epsilon) and the init scale are module fields that
-may be traced values, so they can differ per member of a vmapped sweep.
+may be traced values, so they can differ per member of a vmapped sweep. `batch_scratch` is
+bnlab's own batch norm: the pure functions of `bnlab.norms` behind a `jax.custom_vjp` whose
+backward pass is the hand-derived one, with Flax BatchNorm's parameter and `batch_stats` names.
 """
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from bnlab import norms
+
 ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'tanh': nn.tanh}
-NORMS = ('batch', 'layer', 'group', 'instance', 'none')
-MODELS = ('mlp',)
+NORMS = ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none')
+BATCH_NORMS = ('batch', 'batch_scratch')  # The norms that keep running averages.
+MODELS = ('mlp', 'cnn', 'resnet')
 
 
 def kernel_init(scale):
@@ -19,8 +26,67 @@ def kernel_init(scale):
   return nn.initializers.variance_scaling(scale, 'fan_in', 'truncated_normal')
 
 
+def conv_layer(width, size, strides, *, bias, init_scale):
+  """A size x size convolution ('SAME' padding); no bias before a norm that has its own beta."""
+  return nn.Conv(width, (size, size), (strides, strides), use_bias=bias,
+                 kernel_init=kernel_init(init_scale))
+
+
+@jax.custom_vjp
+def scratch_batch_norm(x, gamma, beta, eps):
+  """Training-mode batch norm whose gradient is `norms.batch_norm_backward`, not autodiff."""
+  return norms.batch_norm_forward(x, gamma, beta, eps)[0]
+
+
+def _scratch_fwd(x, gamma, beta, eps):
+  y, cache = norms.batch_norm_forward(x, gamma, beta, eps)
+  return y, (cache, eps)
+
+
+def _scratch_bwd(residuals, dy):
+  cache, eps = residuals
+  dx, dgamma, dbeta = norms.batch_norm_backward(dy, cache)
+  return dx, dgamma, dbeta, jnp.zeros_like(eps)  # eps is a hyperparameter: never trained.
+
+
+scratch_batch_norm.defvjp(_scratch_fwd, _scratch_bwd)
+
+
+class ScratchBatchNorm(nn.Module):
+  """Batch norm over all axes but the last, built on `bnlab.norms`; a drop-in for nn.BatchNorm.
+
+  Same names as Flax's module (params `scale`, `bias`; `batch_stats` `mean`, `var`), same init,
+  same running-average update (skipped while initializing). `momentum` and `epsilon` may be
+  traced, so each member of a vmapped sweep can have its own.
+  """
+  use_running_average: bool
+  momentum: Any = 0.9
+  epsilon: Any = 1e-5
+
+  @nn.compact
+  def __call__(self, x):
+    features = (x.shape[-1],)
+    gamma = self.param('scale', nn.initializers.ones, features)
+    beta = self.param('bias', nn.initializers.zeros, features)
+    mean = self.variable('batch_stats', 'mean', lambda: jnp.zeros(features, jnp.float32))
+    var = self.variable('batch_stats', 'var', lambda: jnp.ones(features, jnp.float32))
+    if self.use_running_average:
+      return norms.batch_norm_inference(x, gamma, beta, mean.value, var.value, self.epsilon)
+    if not self.is_initializing():
+      # The same moments the forward pass takes (XLA computes them once); no gradient flows
+      # through the running averages, as in Flax.
+      mu, sigma2 = jax.lax.stop_gradient(norms.moments(x, norms.batch_axes(x)))
+      mean.value = norms.update_running(mean.value, mu.reshape(features), self.momentum)
+      var.value = norms.update_running(var.value, sigma2.reshape(features), self.momentum)
+    return scratch_batch_norm(x, gamma, beta, self.epsilon)
+
+
 class Norm(nn.Module):
-  """The normalization layer named by `kind`, over the features (last axis)."""
+  """The normalization layer named by `kind`, over the features (last axis).
+
+  Layer norm takes all of an example's values (features and pixels), so one group of group norm
+  is layer norm and one channel per group is instance norm.
+  """
   kind: str
   momentum: Any = 0.9
   epsilon: Any = 1e-5
@@ -31,8 +97,10 @@ class Norm(nn.Module):
     if self.kind == 'batch':
       return nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
                           epsilon=self.epsilon)(x)
+    if self.kind == 'batch_scratch':
+      return ScratchBatchNorm(not train, self.momentum, self.epsilon)(x)
     if self.kind == 'layer':
-      return nn.LayerNorm(epsilon=self.epsilon)(x)
+      return nn.LayerNorm(epsilon=self.epsilon, reduction_axes=tuple(range(1, x.ndim)))(x)
     if self.kind == 'group':
       return nn.GroupNorm(num_groups=self.groups, epsilon=self.epsilon)(x)
     if self.kind == 'instance':
@@ -50,6 +118,7 @@ class MLP(nn.Module):
   bn_momentum: Any = 0.9
   bn_epsilon: Any = 1e-5
   init_scale: Any = 1.0
+  depth: int = 1  # Unused: the fields of every model are the same (see make_model).
 
   @nn.compact
   def __call__(self, x, train=False):
@@ -62,9 +131,64 @@ class MLP(nn.Module):
     return nn.Dense(self.num_classes, kernel_init=kernel_init(self.init_scale))(x)
 
 
+class CNN(MLP):
+  """Blocks of 3x3 Conv -> norm -> activation -> 2x2 max pool (while the image is larger than
+  1x1), one block per width; global average pooling and a Dense head."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    for width in self.widths:
+      x = conv_layer(width, 3, 1, bias=self.norm == 'none', init_scale=self.init_scale)(x)
+      x = Norm(self.norm, self.bn_momentum, self.bn_epsilon, self.groups)(x, train)
+      x = ACTIVATIONS[self.activation](x)
+      if x.shape[1] > 1 or x.shape[2] > 1:
+        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+    return nn.Dense(self.num_classes, kernel_init=kernel_init(self.init_scale))(x.mean((1, 2)))
+
+
+class ResidualBlock(nn.Module):
+  """conv -> norm -> act -> conv -> norm, plus the input; a strided 1x1 conv + norm projects the
+  input where the width or the resolution changes (otherwise the skip is the identity)."""
+  width: int
+  strides: int
+  conv: Callable  # (width, kernel size, strides) -> a Conv module.
+  norm: Callable  # () -> a Norm module.
+  act: Callable
+
+  @nn.compact
+  def __call__(self, x, train):
+    y = self.act(self.norm()(self.conv(self.width, 3, self.strides)(x), train))
+    y = self.norm()(self.conv(self.width, 3, 1)(y), train)
+    if x.shape[-1] != self.width or self.strides != 1:
+      x = self.norm()(self.conv(self.width, 1, self.strides)(x), train)
+    return self.act(x + y)
+
+
+class ResNet(MLP):
+  """A 3x3 conv stem, then one stage per width of `depth` residual blocks each (the first block
+  of every later stage halves the resolution); global average pooling and a Dense head."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    # Factories, not modules, go to the blocks: each block creates its own layers.
+    norm = functools.partial(Norm, self.norm, self.bn_momentum, self.bn_epsilon, self.groups)
+    conv = functools.partial(conv_layer, bias=self.norm == 'none', init_scale=self.init_scale)
+    act = ACTIVATIONS[self.activation]
+    x = act(norm()(conv(self.widths[0], 3, 1)(x), train))
+    for stage, width in enumerate(self.widths):
+      for block in range(self.depth):
+        strides = 2 if stage > 0 and block == 0 and x.shape[1] > 1 else 1
+        x = ResidualBlock(width, strides, conv, norm, act)(x, train)
+    return nn.Dense(self.num_classes, kernel_init=kernel_init(self.init_scale))(x.mean((1, 2)))
+
+
+_MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
+
+
 def make_model(model_config, num_classes, model_hparams):
   """The linen module for a (static) model config and per-member dynamic hyperparameters."""
-  return MLP(widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
-             activation=model_config.activation, groups=model_config.groups,
-             bn_momentum=model_hparams['bn_momentum'], bn_epsilon=model_hparams['bn_epsilon'],
-             init_scale=model_hparams['init_scale'])
+  return _MODELS[model_config.name](
+      widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
+      activation=model_config.activation, groups=model_config.groups, depth=model_config.depth,
+      bn_momentum=model_hparams['bn_momentum'], bn_epsilon=model_hparams['bn_epsilon'],
+      init_scale=model_hparams['init_scale'])
