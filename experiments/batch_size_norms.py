@@ -26,7 +26,7 @@ PAPER_BATCHES = (32, 16, 8, 4, 2)
 def run(workdir, small=False, data_dir=''):
   report = common.Report(workdir, 'Batch size and normalization: BN vs GN vs LN vs IN')
   if small:  # An MLP (GN over groups of its features): compiles in a fraction of a CNN's time.
-    model, norms, batches, epochs, groups = 'mlp', ('batch', 'group'), (32, 2), 6, 4
+    model, norms, batches, epochs, groups = 'mlp', ('batch', 'group'), (32, 2), 4, 4
     widths = (32, 32)
   else:
     model, norms, batches, epochs, groups = 'cnn', tuple(LABELS), PAPER_BATCHES, 8, 8

@@ -55,7 +55,7 @@ def run(workdir, small=False, data_dir=''):
   numbers = {'one_step': float(plain[0]), 'final': float(plain[-1]),
              'one_step_data': float(data[0]), 'final_data': float(data[-1])}
   report.table(['', 'w after 1 step', 'w after 1,000 steps'], [
-      ['TF notebook (GradientTape, Adam 0.1)', NOTEBOOK['one_step'], NOTEBOOK['final']],
+      ['TF notebook (GradientTape, Adam 0.1)', '0.09999931', '5.000001'],
       ['jax.grad + optax.adam(0.1)', f'{plain[0]:.8f}', f'{plain[-1]:.7f}'],
       ['same, coefficients as data x = [1, -10, 25]', f'{data[0]:.8f}', f'{data[-1]:.7f}']])
   report.add('Adam\'s first step is lr·m̂/(√v̂+ε) = 0.1·g/|g| ≈ 0.1 whatever the gradient. Both '

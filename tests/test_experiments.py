@@ -11,12 +11,17 @@ import os
 import numpy as np
 import pytest
 
+from bnlab import space
+from experiments import batch_size_norms
+from experiments import bn_regularizer
+from experiments import bn_test_time
 from experiments import bn_vs_no_bn
 from experiments import gradient_clipping
 from experiments import gradient_tape
 from experiments import log_vs_linear
 from experiments import panda_vs_caviar
 from experiments import random_vs_grid
+from experiments import skip_connections
 
 
 def _check_workdir(workdir, numbers):
@@ -98,3 +103,55 @@ def test_caviar_matches_panda_on_the_same_budget(tmp_path, data_dir):
   numbers = panda_vs_caviar.run(str(tmp_path), small=True, data_dir=data_dir)
   _check_workdir(str(tmp_path), numbers)
   assert numbers['caviar_best_val'] >= numbers['panda_best_val'] - 0.02
+
+
+def test_precise_statistics_fix_a_lagging_running_average(tmp_path, data_dir):
+  numbers = bn_test_time.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  slow = numbers['momenta'].index(0.999)  # Its running averages still remember the init.
+  assert numbers['precise'][slow] > numbers['running'][slow] + 0.05
+  # Two-example batches normalize with noisy statistics; 64-example ones nearly the precise ones.
+  assert numbers['batch_2'][slow] < numbers['batch_64'][slow] - 0.2
+  assert abs(numbers['batch_64'][slow] - numbers['precise'][slow]) < 0.05
+
+
+def test_group_norm_varies_less_with_batch_size_than_batch_norm(tmp_path, data_dir):
+  numbers = batch_size_norms.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['spread']['group'] < numbers['spread']['batch']
+  error = numbers['test_error']['batch']
+  assert error[-1] > error[0]  # BN is worse at batch 2 than at 32.
+
+
+def test_plain_net_gradients_vanish_toward_the_input(config, digits):
+  data, num_classes = digits
+  ratio = {}
+  for name, shape in skip_connections.shapes(small=True).items():
+    setting = dict(shape, **{'model.norm': 'none'})
+    grads = skip_connections.kernel_grad_norms(space.with_overrides(config, setting), data,
+                                               num_classes)
+    ratio[name] = grads[0] / grads[-2]  # First conv over last conv.
+    assert len(grads) == 1 + 2 * 2 * 2 + 1  # Stem, 2 stages x 2 blocks x 2 convs, head.
+  assert ratio['plain'] < ratio['resnet']
+
+
+@pytest.mark.slow
+def test_resnet_trains_where_the_plain_net_of_equal_depth_struggles(tmp_path, data_dir):
+  numbers = skip_connections.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['resnet_none']['train_loss'] < numbers['plain_none']['train_loss']
+
+
+def test_subset_keeps_the_first_examples(digits):
+  data, _ = digits
+  small = bn_regularizer.subset(data, 100, 50)
+  assert small['x_train'].shape[0] == 100 and small['y_test'].shape[0] == 50
+  np.testing.assert_array_equal(small['x_val'], data['x_val'][:50])
+
+
+@pytest.mark.slow
+def test_bn_regularizer_small(tmp_path, data_dir):
+  numbers = bn_regularizer.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  for accuracies in numbers['test_accuracy'].values():
+    assert accuracies[0] > 0.8  # Every variant learns at batch 8.
