@@ -48,8 +48,8 @@ def run(workdir, small=False, data_dir=''):
     numbers[f'{name}_good'] = int((acc >= 0.9).sum())
     rows.append([name, *[f'{100 * x:.0f}%' for x in shares], acc.max(), f'{lrs[acc.argmax()]:.2g}',
                  numbers[f'{name}_good']])
-  report.add(f'MLP {widths} without normalization, Adam, {epochs} epochs on digits; {num} trials per '
-             'scale, same seed.', '')
+  report.add(f'MLP {widths} without normalization, Adam, {epochs} epochs on digits; {num} '
+             'trials per scale, same seed.', '')
   report.table(['sampling', '1e-4..1e-3', '1e-3..1e-2', '1e-2..0.1', '0.1..1', 'best val acc',
                 'at lr', 'trials ≥ 0.90'], rows)
   _plot(report, found)

@@ -84,7 +84,8 @@ def run(workdir, small=False, data_dir=''):
       'random_trials_to_match_grid100_loss': trials_to_match(
           loss_curve, sizes, neg_loss(grid100_results).max())}
   report.add(f'MLP {widths}, Adam, {epochs} epochs on digits; the learning rate '
-             f'log-uniform in (1e-4, 1), Adam\'s eps log-uniform in (1e-10, 1e-6); no normalization. '
+             'log-uniform in (1e-4, 1), Adam\'s eps log-uniform in (1e-10, 1e-6); no '
+             'normalization. '
              f'{num_random} random trials; grids of 5x5 and 10x10.', '')
   report.table(['', 'grid 25', 'random 25', 'grid 100', f'random {num_random}'], [
       ['distinct learning rates', numbers['distinct_lr_grid25'],

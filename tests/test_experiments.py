@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from bnlab import engine
 from bnlab import space
 from experiments import batch_size_norms
 from experiments import bn_regularizer
@@ -75,9 +76,9 @@ def test_log_scale_spreads_trials_and_finds_more_good_ones(tmp_path, data_dir):
 
 
 def test_bn_reaches_the_target_in_fewer_steps(tmp_path, data_dir):
-  numbers = bn_vs_no_bn.run(str(tmp_path), small=True, data_dir=data_dir)['digits']
-  _check_workdir(str(tmp_path), {'seconds': json.load(
-      open(tmp_path / 'numbers.json'))['seconds']})
+  numbers = bn_vs_no_bn.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  numbers = numbers['digits']
   steps_none = numbers['steps_to_target_none']
   assert numbers['steps_to_target_batch'] < (steps_none or math.inf)
 
@@ -92,8 +93,7 @@ def test_clipping_rescues_the_high_learning_rate(tmp_path, data_dir):
 
 def test_set_learning_rate_edits_every_member(config, digits):
   data, num_classes = digits
-  population = panda_vs_caviar.engine.Population.create([config] * 2, [0, 1], data,
-                                                        num_classes, 0)
+  population = engine.Population.create([config] * 2, [0, 1], data, num_classes, 0)
   panda_vs_caviar.set_learning_rate(population, 0.25)
   np.testing.assert_array_equal(population.state.opt_state.hyperparams['learning_rate'],
                                 [0.25, 0.25])
