@@ -172,16 +172,6 @@ def check_config(config):
   return specs
 
 
-def _flat(tree, prefix=''):
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
 def check_workdir(config, workdir):
   """Refuses a workdir that holds a sweep of another config, naming the first differing field."""
   path = os.path.join(workdir, 'config.json')
@@ -189,11 +179,11 @@ def check_workdir(config, workdir):
     return
   try:
     with open(path) as f:
-      old = _flat(json.load(f))
+      old = space.flat_fields(json.load(f))
   except (OSError, ValueError) as e:
     raise ConfigError(f'workdir {workdir}: cannot read its config.json ({e}); use --overwrite '
                       'to start afresh or another --workdir') from None
-  new = _flat(json.loads(config.to_json_best_effort()))
+  new = space.flat_fields(json.loads(config.to_json_best_effort()))
   missing = '<absent>'
   for field in list(new) + [f for f in old if f not in new]:
     if field not in RESULT_NEUTRAL and old.get(field, missing) != new.get(field, missing):

@@ -99,16 +99,20 @@ def _check_args(kind, args, field, text):
     raise SpecError(f'{where}: int_uniform bounds must be integers')
 
 
-def flatten(space, prefix=''):
-  """{'optimizer.learning_rate': 'log_uniform(..)', ...} for the non-empty entries of a space."""
+def flat_fields(tree, prefix=''):
+  """{dotted name: value} of every leaf of a nested dict or ConfigDict."""
   flat = {}
-  for key, value in space.items():
-    name = f'{prefix}{key}'
+  for key, value in tree.items():
     if hasattr(value, 'items'):
-      flat.update(flatten(value, name + '.'))
-    elif value:
-      flat[name] = value
+      flat.update(flat_fields(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
   return flat
+
+
+def flatten(space):
+  """{'optimizer.learning_rate': 'log_uniform(..)', ...} for the non-empty entries of a space."""
+  return {name: text for name, text in flat_fields(space).items() if text}
 
 
 def parse_space(space):

@@ -1,9 +1,7 @@
 """run(config, workdir): a whole sweep, from config to the workdir files of the contract."""
 
-import json
 import os
 import shutil
-import statistics
 import sys
 import time
 
@@ -88,6 +86,7 @@ def run(config, workdir, overwrite=False):
   if checkpointer.is_complete():
     print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
     return None
+  engine.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
   data, num_classes = data_lib.load(config.dataset)
   max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,
                                      config.sweep.max_parallel)

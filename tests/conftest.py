@@ -8,7 +8,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
 from bnlab import data as data_lib  # pylint: disable=g-import-not-at-top
+from bnlab import engine  # pylint: disable=g-import-not-at-top
 from configs import test as test_config  # pylint: disable=g-import-not-at-top
 
 
@@ -28,3 +32,18 @@ def config(data_dir):
 @pytest.fixture
 def digits(config):
   return data_lib.load(config.dataset)
+
+
+def train_population(configs, digits, epochs=1):
+  """A population of `configs` trained `epochs` epochs on digits; (population, last metrics)."""
+  data, num_classes = digits
+  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
+                                        seed=0)
+  for _ in range(epochs):
+    metrics = population.run_epoch(data)
+  return population, metrics
+
+
+def member(tree, k):
+  """Member k of a stacked tree, as host arrays."""
+  return jax.tree.map(lambda a: np.asarray(a[k]), tree)

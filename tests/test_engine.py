@@ -3,11 +3,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from bnlab import engine
 from bnlab import models
 from bnlab import space
+from tests.conftest import member
+from tests.conftest import train_population
 
 
 def _configs(config, learning_rates, **overrides):
@@ -15,30 +16,17 @@ def _configs(config, learning_rates, **overrides):
           for lr in learning_rates]
 
 
-def _train(configs, digits, epochs=1):
-  data, num_classes = digits
-  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
-                                        seed=0)
-  for _ in range(epochs):
-    metrics = population.run_epoch(data)
-  return population, metrics
-
-
-def _member(tree, k):
-  return jax.tree.map(lambda a: np.asarray(a[k]), tree)
-
-
 def test_member_of_a_sweep_equals_the_setting_trained_alone(config, digits):
   # SGD, so that float-level differences between the N=4 and N=1 programs stay float-level
   # (Adam's normalization turns them into lr-sized steps where a gradient is near zero).
   configs = _configs(config, [3e-2, 1e-1, 3e-1, 1.0],
                      **{'model.bn_momentum': 0.8, 'optimizer.name': 'sgd'})
-  sweep, sweep_metrics = _train(configs, digits)
+  sweep, sweep_metrics = train_population(configs, digits)
   for k in (0, 2):
-    alone, alone_metrics = _train([configs[k]], digits)
+    alone, alone_metrics = train_population([configs[k]], digits)
     for tree in ('params', 'batch_stats'):
       jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                   _member(getattr(sweep.state, tree), k), _member(getattr(alone.state, tree), 0))
+                   member(getattr(sweep.state, tree), k), member(getattr(alone.state, tree), 0))
     np.testing.assert_allclose(sweep_metrics['val_loss'][k], alone_metrics['val_loss'][0],
                                rtol=1e-5)
 
@@ -53,28 +41,28 @@ def test_a_trial_rerun_alone_reproduces_its_sweep_result(config, digits):
 
 
 def test_perturbing_one_member_leaves_the_others_bit_identical(config, digits):
-  base, _ = _train(_configs(config, [1e-3, 1e-2, 3e-2]), digits, epochs=2)
-  perturbed, _ = _train(_configs(config, [1e-3, 1e2, 3e-2]), digits, epochs=2)
+  base, _ = train_population(_configs(config, [1e-3, 1e-2, 3e-2]), digits, epochs=2)
+  perturbed, _ = train_population(_configs(config, [1e-3, 1e2, 3e-2]), digits, epochs=2)
   for k in (0, 2):
     for tree in ('params', 'batch_stats'):
-      jax.tree.map(np.testing.assert_array_equal, _member(getattr(base.state, tree), k),
-                   _member(getattr(perturbed.state, tree), k))
+      jax.tree.map(np.testing.assert_array_equal, member(getattr(base.state, tree), k),
+                   member(getattr(perturbed.state, tree), k))
   assert not np.array_equal(base.state.params['Dense_0']['kernel'][1],
                             perturbed.state.params['Dense_0']['kernel'][1])
 
 
 def test_a_diverging_member_is_frozen_and_reported(config, digits):
-  population, metrics = _train(_configs(config, [1e-2, 1e9, 3e-2]), digits, epochs=2)
+  population, metrics = train_population(_configs(config, [1e-2, 1e9, 3e-2]), digits, epochs=2)
   np.testing.assert_array_equal(metrics['diverged'], [False, True, False])
   assert population.diverged_epoch.tolist() == [-1, 0, -1]
-  assert all(np.isfinite(a).all() for a in jax.tree.leaves(_member(population.state.params, 1)))
+  assert all(np.isfinite(a).all() for a in jax.tree.leaves(member(population.state.params, 1)))
   assert np.isfinite(metrics['val_loss'][[0, 2]]).all()
 
 
 def test_bn_at_test_time_uses_running_averages(config, digits):
   data, num_classes = digits
-  population, _ = _train(_configs(config, [1e-2]), digits, epochs=2)
-  state = _member(population.state, 0)
+  population, _ = train_population(_configs(config, [1e-2]), digits, epochs=2)
+  state = member(population.state, 0)
   model = models.make_model(population.static.model, num_classes, state.model_hparams)
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
   x = data['x_val'][:16]

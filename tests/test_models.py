@@ -14,19 +14,8 @@ from bnlab import engine
 from bnlab import models
 from bnlab import space
 from bnlab import sweep
-
-
-def _train(configs, digits, epochs=1):
-  data, num_classes = digits
-  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
-                                        seed=0)
-  for _ in range(epochs):
-    metrics = population.run_epoch(data)
-  return population, metrics
-
-
-def _member(tree, k):
-  return jax.tree.map(lambda a: np.asarray(a[k]), tree)
+from tests.conftest import member
+from tests.conftest import train_population
 
 
 def _assert_trees_close(a, b, rtol, atol):
@@ -50,7 +39,7 @@ def test_scratch_batch_norm_trains_like_flax_batch_norm(config, digits):
   for norm in ('batch', 'batch_scratch'):
     configs = [space.with_overrides(config, {**setting, 'model.norm': norm,
                                              'model.bn_momentum': m}) for m in (0.9, 0.5)]
-    runs[norm] = _train(configs, digits, epochs=3)
+    runs[norm] = train_population(configs, digits, epochs=3)
   (flax_pop, flax_metrics), (ours_pop, ours_metrics) = runs['batch'], runs['batch_scratch']
   np.testing.assert_allclose(ours_metrics['val_loss'], flax_metrics['val_loss'], rtol=1e-5)
   for tree in ('params', 'batch_stats'):
@@ -68,11 +57,11 @@ def test_a_conv_member_of_a_sweep_equals_the_setting_trained_alone(config, digit
   configs = [space.with_overrides(config, {
       'model.name': name, 'model.norm': norm, 'model.widths': (8, 8), 'model.depth': 1,
       'optimizer.name': 'sgd', 'optimizer.learning_rate': lr}) for lr in (0.05, 0.2)]
-  sweep_pop, sweep_metrics = _train(configs, digits)
-  alone_pop, alone_metrics = _train(configs[1:], digits)
+  sweep_pop, sweep_metrics = train_population(configs, digits)
+  alone_pop, alone_metrics = train_population(configs[1:], digits)
   for tree in ('params', 'batch_stats'):
-    _assert_trees_close(_member(getattr(sweep_pop.state, tree), 1),
-                        _member(getattr(alone_pop.state, tree), 0), rtol=1e-4, atol=1e-5)
+    _assert_trees_close(member(getattr(sweep_pop.state, tree), 1),
+                        member(getattr(alone_pop.state, tree), 0), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(sweep_metrics['val_loss'][1], alone_metrics['val_loss'][0],
                              rtol=1e-5)
 
@@ -107,8 +96,8 @@ def test_every_norm_layer_gives_each_vmapped_member_its_own_result(kind):
 
   for in_axes, inputs in (((0, None), x[0]), ((0, 0), x)):
     together = jax.jit(jax.vmap(run, in_axes))(hparams, inputs)
-    alone = jax.jit(run)(_member(hparams, 1), inputs if in_axes[1] is None else inputs[1])
-    _assert_trees_close(_member(together, 1), alone, rtol=1e-5, atol=1e-6)
+    alone = jax.jit(run)(member(hparams, 1), inputs if in_axes[1] is None else inputs[1])
+    _assert_trees_close(member(together, 1), alone, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -124,8 +113,8 @@ def test_every_norm_gives_each_vmapped_member_its_own_result(config, digits, nam
         'model.depth': 1}).model
     run = functools.partial(_loss_and_grads, model_config, x=x, y=y)
     together = jax.jit(jax.vmap(run))(hparams)
-    alone = jax.jit(run)(_member(hparams, 1))
-    _assert_trees_close(_member(together, 1), alone, rtol=1e-4, atol=1e-6)
+    alone = jax.jit(run)(member(hparams, 1))
+    _assert_trees_close(member(together, 1), alone, rtol=1e-4, atol=1e-6)
 
 
 def _mlp_state(config, digits, **overrides):

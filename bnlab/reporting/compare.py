@@ -3,25 +3,15 @@
 import os
 
 from bnlab import report
+from bnlab import space
 from bnlab.reporting import figures
 from bnlab.reporting import pages
 from bnlab.reporting import sweepfiles
 
 
-def flat(tree, prefix=''):
-  """{dotted key: value} of a nested config dict."""
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(flat(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
-  return out
-
-
 def config_differences(a, b):
   """Rows (field, value in a, value in b) for every config field that differs."""
-  fa, fb = flat(a.config), flat(b.config)
+  fa, fb = space.flat_fields(a.config), space.flat_fields(b.config)
   return [[k, pages.fmt(fa.get(k, '')), pages.fmt(fb.get(k, ''))]
           for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 

@@ -1,0 +1,157 @@
+"""The small-scale mode of every experiment, asserting the qualitative claim it reproduces.
+
+Each runs in seconds on digits (tiny widths, few epochs) and writes its report into a tmp workdir.
+The full-scale numbers are in experiments/README.md.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from bnlab import engine
+from bnlab import space
+from experiments import batch_size_norms
+from experiments import bn_regularizer
+from experiments import bn_test_time
+from experiments import bn_vs_no_bn
+from experiments import gradient_clipping
+from experiments import gradient_tape
+from experiments import log_vs_linear
+from experiments import panda_vs_caviar
+from experiments import random_vs_grid
+from experiments import skip_connections
+
+
+def _check_workdir(workdir, numbers):
+  """report.md links plots that exist; numbers.json holds what run() returned."""
+  text = open(os.path.join(workdir, 'report.md')).read()
+  plots = [line.split('](')[1].rstrip(')') for line in text.splitlines() if line.startswith('![')]
+  assert plots and all(os.path.exists(os.path.join(workdir, p)) for p in plots)
+  with open(os.path.join(workdir, 'numbers.json')) as f:
+    assert json.load(f)['seconds'] == numbers['seconds']
+
+
+def test_gradient_tape_matches_the_notebook(tmp_path):
+  numbers = gradient_tape.run(str(tmp_path))
+  _check_workdir(str(tmp_path), numbers)
+  # The TF notebook printed 0.09999931 and 5.000001; float32 rounding differs by ~1e-7.
+  assert numbers['one_step'] == pytest.approx(gradient_tape.NOTEBOOK['one_step'], abs=1e-6)
+  assert numbers['final'] == pytest.approx(gradient_tape.NOTEBOOK['final'], abs=1e-5)
+  assert numbers['one_step_data'] == numbers['one_step']
+  assert numbers['final_data'] == numbers['final']
+
+
+def test_best_of_s_extremes():
+  values = np.array([0.1, 0.5, 0.3, 0.9])
+  curve = random_vs_grid.best_of_s(values, [1, 4], draws=4000)
+  assert curve[0][0] == pytest.approx(values.mean(), abs=0.02)  # One trial: its mean.
+  np.testing.assert_allclose(curve[1], [0.9, 0.9, 0.9])  # All of them: always the max.
+  assert random_vs_grid.trials_to_match(curve, [1, 4], 0.6) == 4
+  assert random_vs_grid.trials_to_match(curve, [1, 4], 0.95) is None
+
+
+def test_random_beats_grid(tmp_path, data_dir):
+  numbers = random_vs_grid.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['distinct_lr_grid25'] == 5
+  assert numbers['distinct_lr_random25'] == 25
+  # Fewer random trials than 25 match the best of a 25-point grid.
+  assert numbers['random_trials_to_match_grid25'] < 25
+
+
+def test_decade_shares():
+  shares = log_vs_linear.decade_shares([2e-4, 5e-4, 0.05, 0.5])
+  np.testing.assert_allclose(shares, [0.5, 0.0, 0.25, 0.25])
+
+
+def test_log_scale_spreads_trials_and_finds_more_good_ones(tmp_path, data_dir):
+  numbers = log_vs_linear.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert min(numbers['log_shares']) >= 0.1  # Every decade gets its share.
+  assert sum(numbers['linear_shares'][:2]) <= 0.05  # Linear: next to nothing below 1e-2.
+  assert numbers['log_good'] > numbers['linear_good']
+
+
+def test_bn_reaches_the_target_in_fewer_steps(tmp_path, data_dir):
+  numbers = bn_vs_no_bn.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  numbers = numbers['digits']
+  steps_none = numbers['steps_to_target_none']
+  assert numbers['steps_to_target_batch'] < (steps_none or math.inf)
+
+
+def test_clipping_rescues_the_high_learning_rate(tmp_path, data_dir):
+  numbers = gradient_clipping.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  acc = np.array(numbers['val_accuracy'])  # [learning rate, clip], clip 0 (off) first.
+  assert acc[-1, 0] < 0.5  # The highest learning rate fails unclipped...
+  assert acc[-1, 1:].max() > acc[-1, 0] + 0.3  # ...and works clipped.
+
+
+def test_set_learning_rate_edits_every_member(config, digits):
+  data, num_classes = digits
+  population = engine.Population.create([config] * 2, [0, 1], data, num_classes, 0)
+  panda_vs_caviar.set_learning_rate(population, 0.25)
+  np.testing.assert_array_equal(population.state.opt_state.hyperparams['learning_rate'],
+                                [0.25, 0.25])
+
+
+def test_caviar_matches_panda_on_the_same_budget(tmp_path, data_dir):
+  numbers = panda_vs_caviar.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['caviar_best_val'] >= numbers['panda_best_val'] - 0.02
+
+
+def test_precise_statistics_fix_a_lagging_running_average(tmp_path, data_dir):
+  numbers = bn_test_time.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  slow = numbers['momenta'].index(0.999)  # Its running averages still remember the init.
+  assert numbers['precise'][slow] > numbers['running'][slow] + 0.05
+  # Two-example batches normalize with noisy statistics; 64-example ones nearly the precise ones.
+  assert numbers['batch_2'][slow] < numbers['batch_64'][slow] - 0.2
+  assert abs(numbers['batch_64'][slow] - numbers['precise'][slow]) < 0.05
+
+
+def test_group_norm_varies_less_with_batch_size_than_batch_norm(tmp_path, data_dir):
+  numbers = batch_size_norms.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['spread']['group'] < numbers['spread']['batch']
+  error = numbers['test_error']['batch']
+  assert error[-1] > error[0]  # BN is worse at batch 2 than at 32.
+
+
+def test_plain_net_gradients_vanish_toward_the_input(config, digits):
+  data, num_classes = digits
+  ratio = {}
+  for name, shape in skip_connections.shapes(small=True).items():
+    setting = dict(shape, **{'model.norm': 'none'})
+    grads = skip_connections.kernel_grad_norms(space.with_overrides(config, setting), data,
+                                               num_classes)
+    ratio[name] = grads[0] / grads[-2]  # First conv over last conv.
+    assert len(grads) == 1 + 2 * 2 * 2 + 1  # Stem, 2 stages x 2 blocks x 2 convs, head.
+  assert ratio['plain'] < ratio['resnet']
+
+
+@pytest.mark.slow
+def test_resnet_trains_where_the_plain_net_of_equal_depth_struggles(tmp_path, data_dir):
+  numbers = skip_connections.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  assert numbers['resnet_none']['train_loss'] < numbers['plain_none']['train_loss']
+
+
+def test_subset_keeps_the_first_examples(digits):
+  data, _ = digits
+  small = bn_regularizer.subset(data, 100, 50)
+  assert small['x_train'].shape[0] == 100 and small['y_test'].shape[0] == 50
+  np.testing.assert_array_equal(small['x_val'], data['x_val'][:50])
+
+
+@pytest.mark.slow
+def test_bn_regularizer_small(tmp_path, data_dir):
+  numbers = bn_regularizer.run(str(tmp_path), small=True, data_dir=data_dir)
+  _check_workdir(str(tmp_path), numbers)
+  for accuracies in numbers['test_accuracy'].values():
+    assert accuracies[0] > 0.8  # Every variant learns at batch 8.
