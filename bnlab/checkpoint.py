@@ -72,7 +72,8 @@ class SweepCheckpointer:
   """
 
   def __init__(self, workdir, every=1):
-    self.root = os.path.join(workdir, 'checkpoints')
+    # Orbax (tensorstore) wants absolute paths; the default workdir runs/<name> is relative.
+    self.root = os.path.join(os.path.abspath(workdir), 'checkpoints')
     self.every = int(every)
     self._managers = {}
     absl_logging.get_absl_logger().addFilter(_QUIET_ORBAX)  # Adding it twice keeps one.

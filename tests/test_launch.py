@@ -18,8 +18,8 @@ CONTRACT_FILES = ('config.json', 'results.csv', 'history.jsonl', 'best.json', 'b
                   'plots/curves.png')
 
 
-def launch(*args, check=True):
-  result = subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'), *args], cwd=ROOT,
+def launch(*args, check=True, cwd=ROOT):
+  result = subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600, check=False)
   if check and result.returncode != 0:
     raise AssertionError(result.stderr[-3000:])
@@ -65,6 +65,15 @@ def test_best_config_trains_the_winner_alone_to_its_sweep_result(sweep_dir, tmp_
   with open(tmp_path / 'results.csv') as f:
     (alone,) = list(csv.DictReader(f))
   assert abs(float(alone['val_accuracy']) - best['val_accuracy']) <= 0.01
+
+
+def test_a_relative_workdir_checkpoints_and_completes(tmp_path, data_dir):
+  # The default workdir, runs/<config stem>, is relative; Orbax needs absolute paths inside.
+  launch(f'--config={os.path.join(ROOT, "configs", "test.py")}', '--workdir=runs/rel',
+         f'--config.dataset.data_dir={data_dir}', '--config.train.checkpoint_every=1',
+         cwd=tmp_path)
+  assert os.listdir(tmp_path / 'runs' / 'rel' / 'checkpoints' / 'journal')
+  assert os.path.getsize(tmp_path / 'runs' / 'rel' / 'results.csv') > 0
 
 
 def test_a_bad_input_is_one_line_before_compiling(tmp_path):
