@@ -10,6 +10,7 @@ Each peer module is also a script: `python bench/peers_x.py --system=... --workl
 runs one measurement in a fresh process and prints one JSON line (the run.py driver reads it).
 """
 
+import argparse
 import json
 import os
 import resource
@@ -151,3 +152,18 @@ def accuracy_summary(accuracies):
   a = a[np.isfinite(a)]
   return {'best_val_accuracy': float(a.max()) if a.size else float('nan'),
           'median_val_accuracy': float(np.median(a)) if a.size else float('nan')}
+
+
+def peer_args(systems):
+  """The command line every peer script takes: (args, workload spec, arrays, num_classes)."""
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--system', choices=systems, required=True)
+  parser.add_argument('--workload', choices=tuple(WORKLOADS), required=True)
+  parser.add_argument('--epochs', type=int, default=0)
+  parser.add_argument('--n', type=int, required=True)
+  parser.add_argument('--max_trials', type=int, default=8)
+  parser.add_argument('--cache_dir', required=True)
+  args = parser.parse_args()
+  spec = workload(args.workload, args.epochs)
+  arrays, num_classes = load_arrays(args.cache_dir, spec['dataset'])
+  return args, spec, arrays, num_classes

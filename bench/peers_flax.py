@@ -12,11 +12,9 @@ once for all trials, the best a careful user of this style can do. The model is 
 Flax MLP, so the math is the same and only the way of driving it differs.
 """
 
-import argparse
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax.training import train_state
 
@@ -90,16 +88,7 @@ def flax_loop(spec, arrays, num_classes, n, max_trials, injected):
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--system', choices=('flax_loop', 'flax_loop_injected'), required=True)
-  parser.add_argument('--workload', choices=tuple(common.WORKLOADS), required=True)
-  parser.add_argument('--epochs', type=int, default=0)
-  parser.add_argument('--n', type=int, required=True)
-  parser.add_argument('--max_trials', type=int, default=8)
-  parser.add_argument('--cache_dir', required=True)
-  args = parser.parse_args()
-  spec = common.workload(args.workload, args.epochs)
-  arrays, num_classes = common.load_arrays(args.cache_dir, spec['dataset'])
+  args, spec, arrays, num_classes = common.peer_args(('flax_loop', 'flax_loop_injected'))
   record = flax_loop(spec, arrays, num_classes, args.n, args.max_trials,
                      injected=args.system == 'flax_loop_injected')
   common.emit({'system': args.system, 'n': args.n, 'jax': jax.__version__, **record})

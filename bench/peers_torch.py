@@ -16,7 +16,6 @@ takes one learning rate per parameter group, not one per member of a stacked ten
 per-member Adam and global-norm clip are written out by hand here.
 """
 
-import argparse
 import copy
 import math
 
@@ -173,16 +172,7 @@ def torch_func(spec, arrays, num_classes, n):
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--system', choices=('optuna_torch', 'torch_func'), required=True)
-  parser.add_argument('--workload', choices=tuple(common.WORKLOADS), required=True)
-  parser.add_argument('--epochs', type=int, default=0)
-  parser.add_argument('--n', type=int, required=True)
-  parser.add_argument('--max_trials', type=int, default=8)
-  parser.add_argument('--cache_dir', required=True)
-  args = parser.parse_args()
-  spec = common.workload(args.workload, args.epochs)
-  arrays, num_classes = common.load_arrays(args.cache_dir, spec['dataset'])
+  args, spec, arrays, num_classes = common.peer_args(('optuna_torch', 'torch_func'))
   if args.system == 'optuna_torch':
     record = optuna_torch(spec, arrays, num_classes, args.n, args.max_trials)
   else:
