@@ -156,7 +156,7 @@ def engine_table(table, peaks, workload, sizes):
 def peers_section(info, records, args):
   """The "## Peers" section: how it was measured, then two tables per workload."""
   table, peaks = _index(records)
-  peak = statistics.median(peaks[0].values())
+  run_peaks = ', '.join(f'{p / 1e9:.1f}' for p in peaks[0].values())
   lines = [SECTIONS[0], '',
            f'`{"` + `".join(info["commands"])}` on {info["date"]}: {info["cpu"]}, {info["cores"]} cores, '
            f'device `{info["device"]}`, load average {info["load_before"][0]:.1f} before and '
@@ -164,8 +164,10 @@ def peers_section(info, records, args):
            f'{info["repeats"]} repeat(s), each ratio taken within one repeat). '
            f'{info["bench_seconds"] / 60:.1f} minutes in all. No GPU was lent to this task: '
            'every figure is CPU.' + (' ' + info['note'] if info.get('note') else ''), '',
-           f'Matmul peak (2048×2048 f32 under XLA, median of 20 in each repeat): '
-           f'{peak / 1e9:.1f} GFLOP/s.', '',
+           'Matmul peak (2048×2048 f32 under XLA, median of 20 in each repeat; each row\'s MFU '
+           f'divides by the peak of its own repeat; one figure per repeat): {run_peaks} GFLOP/s. '
+           'The peak is what the load leaves: an idle machine measures several times a loaded one.',
+           '',
            '- *s/trial* is whole-process seconds for the N trials divided by N: process start, '
            'imports, data, compile and training. bnlab is `launch.py` run for real at every N '
            '(one program of N members), first with an empty persistent compilation cache, then '
