@@ -41,11 +41,8 @@ class Progress:
   def __init__(self, num_trials):
     self.num_trials = num_trials
     self.finished = []  # Final val accuracies of trials done so far.
-    self.compile_seconds = {}  # (bucket, members per program) -> seconds, for the summary.
 
   def on_epoch(self, population, metrics, seconds):
-    self.compile_seconds.setdefault((population.static, population.trials.size),
-                                    population.programs.compile_seconds)
     acc = np.where(metrics['diverged'], np.nan, metrics['val_accuracy'])
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])
     seen = seen[np.isfinite(seen)]
@@ -113,7 +110,7 @@ def run(config, workdir, overwrite=False):
               for r in results)
   logging.info('throughput (wall time incl. compile): %s', parallel.format_throughput(
       parallel.throughput(steps, sum(r.get('seeds', 1) for r in results), seconds,
-                          progress.compile_seconds.values())))
+                          [p['compile_seconds'] for p in live.programs.values()])))
   best = report.write_report(workdir, config, specs, results)
   report.write_strategy_files(workdir, config, specs, results)
   logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
