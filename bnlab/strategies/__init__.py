@@ -9,7 +9,8 @@ with its state in plain Python data, so a resumed run can replay it.
 `run(config, specs, data, num_classes, on_epoch, max_parallel, checkpointer)` returns (settings,
 results): setting i is trial i's {field: value} (for pbt, the values it ended with) and results[i]
 is its result dict. Lists of trials resume through the checkpointer's chunk journal (the adaptive
-drivers replay from journaled results); halving and pbt populations restart if interrupted.
+drivers replay from journaled results); halving and pbt checkpoint their populations (and their
+own state: the rung, PBT's explored values) and continue them from the last checkpoint.
 """
 
 from bnlab.strategies import adaptive
@@ -45,9 +46,9 @@ def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None, chec
   strategy = config.sweep.strategy
   max_parallel = max_parallel or config.sweep.max_parallel
   if strategy == 'halving':
-    return halving.run(config, specs, data, num_classes, on_epoch, max_parallel)
+    return halving.run(config, specs, data, num_classes, on_epoch, max_parallel, checkpointer)
   if strategy == 'pbt':
-    return pbt.run(config, specs, data, num_classes, on_epoch, max_parallel)
+    return pbt.run(config, specs, data, num_classes, on_epoch, max_parallel, checkpointer)
   train = sampling.Trainer(config, data, num_classes, on_epoch, max_parallel, checkpointer)
   if strategy == 'coarse_to_fine':
     return adaptive.coarse_to_fine(config, specs, train)

@@ -85,8 +85,13 @@ def exploit_and_explore(group, values, config, specs, rng, data):
   return values
 
 
-def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None):
-  """Random initial settings trained with PBT; returns (final settings, results)."""
+def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None, checkpointer=None):
+  """Random initial settings trained with PBT; returns (final settings, results).
+
+  With a `checkpointer` each group is saved as 'pbt-<its trials>' on the train.checkpoint_every
+  cadence, after that epoch's exploit step, with its explored values; the exploit RNG comes from
+  (seed, epoch, group), so a rerun that restores the groups goes on exactly as they would have.
+  """
   settings = sampling.random_trials(specs, config.seed, config.sweep.num_trials)
   configs = [space.with_overrides(config, s) for s in settings]
   groups = populations.create(configs, data, num_classes, config.seed,
@@ -95,14 +100,22 @@ def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None):
   # Host copy of each group's explored values, member-aligned: the source of truth for history.
   values = [{f: [settings[t][f] for t in g.population.trials[:g.size]] for f in fields}
             for g in groups]
+  keys = [populations.name('pbt', g, configs, config.seed) for g in groups] if checkpointer else []
+  for g, key in enumerate(keys):
+    restored = populations.restore(groups[g], checkpointer, key)
+    values[g] = restored['values'] if restored else values[g]
   for epoch in range(1, config.train.epochs + 1):
     for g, group in enumerate(groups):
+      if group.population.epoch >= epoch:  # Restored past this epoch.
+        continue
       pad = len(group.seconds) - group.size
       extra = {f: np.asarray(list(v) + [v[0]] * pad, np.float64) for f, v in values[g].items()}
       populations.run_epoch(group, data, on_epoch, extra)
       if epoch % config.sweep.pbt_interval == 0 and epoch < config.train.epochs:
         rng = np.random.default_rng([config.seed, epoch, g])
         values[g] = exploit_and_explore(group, values[g], config, specs, rng, data)
+      if checkpointer and checkpointer.due(epoch, config.train.epochs):
+        populations.save(group, checkpointer, keys[g], {'values': _jsonable(values[g])})
   results, final = [], [dict(s) for s in settings]
   for g, group in enumerate(groups):
     results += populations.results(group, data, range(group.size))
@@ -110,3 +123,9 @@ def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None):
       final[trial].update({f: values[g][f][k] for f in fields})
   results.sort(key=lambda r: r['trial'])
   return final, results
+
+
+def _jsonable(values):
+  """{field: [n]} as plain Python numbers (a numpy scalar would not survive JSON)."""
+  return {f: [v.item() if isinstance(v, np.generic) else v for v in column]
+          for f, column in values.items()}

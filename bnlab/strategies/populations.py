@@ -4,14 +4,19 @@ A `Group` is one engine.Population (one bucket chunk) plus its per-epoch history
 population's members and each member's share of wall time. Its first `size` members are trials;
 the rest pad it to engine.padded_size (MIN_MEMBERS on every device, as many on each: a member axis
 of one compiles to other kernels, and the member axis is split evenly over the devices).
+
+A Group checkpoints as one Orbax population (bnlab.checkpoint) under a name the strategy derives
+from its trials (`name`), so that a rerun of the same sweep finds it again.
 """
 
 import dataclasses
 import time
 from typing import Any
 
+from absl import logging
 import numpy as np
 
+from bnlab import checkpoint
 from bnlab import engine
 
 
@@ -82,3 +87,38 @@ def scores(group, config):
   value = value if config.sweep.mode == 'max' else -value
   bad = np.asarray(last['diverged'][:group.size]) | ~np.isfinite(value)
   return np.where(bad, -np.inf, value)
+
+
+def name(prefix, group, configs, seed):
+  """A checkpoint name fixed by `prefix` and the group's members: their configs and trial ids."""
+  trials = [int(t) for t in group.population.trials]
+  return f'{prefix}-{checkpoint.chunk_key([configs[t] for t in trials], trials, seed)}'
+
+
+def save(group, checkpointer, key, extra):
+  """Checkpoints the group as `key`: its population, history, seconds and the caller's `extra`
+  (a JSON-able dict, e.g. PBT's explored values).
+
+  The checkpointer keeps history metrics as float32; float64 columns (PBT's hyperparameters)
+  ride in the metadata so they come back exact.
+  """
+  exact = sorted({k for row in group.history for k, v in row.items()
+                  if np.asarray(v).dtype == np.float64})
+  meta = {'extra': extra,
+          'exact': {k: [np.asarray(row[k]).tolist() for row in group.history] for k in exact}}
+  group.population.save(checkpointer, key, group.history, np.asarray(group.seconds).tolist(), meta)
+
+
+def restore(group, checkpointer, key):
+  """Continues the group from its last checkpoint `key`, if any; returns the `extra` saved with
+  it, or None if there is none."""
+  history, seconds, meta = group.population.restore(checkpointer, key)
+  if meta is None:
+    return None
+  for column, values in meta['exact'].items():
+    for row, value in zip(history, values):
+      row[column] = np.asarray(value, np.float64)
+  group.history, group.seconds = history, np.asarray(seconds, np.float64)
+  logging.info('trials %s resume after epoch %d', group.population.trials[:group.size].tolist(),
+               group.population.epoch)
+  return meta['extra']

@@ -1,0 +1,80 @@
+"""Resume of the strategies that decide as they go: halving and pbt (checkpointed populations and
+driver state), coarse_to_fine and tpe (rounds replayed from the journal). A sweep interrupted at
+several points and run again ends with the results of a run never interrupted, cell for cell.
+
+Momentum SGD throughout: a restored member must continue bit for bit, and the equality below is
+exact; Adam would not hide a difference either, but SGD keeps the runs cheap and the kernels few.
+"""
+
+import os
+import signal
+
+import pytest
+
+from bnlab import engine
+from bnlab import space
+from bnlab import sweep
+from tests import test_resume
+
+Interrupt = test_resume.Interrupt
+
+# Two shapes (widths), so every strategy drives several populations at once.
+CONFIGS = {
+    # Rungs at epochs 1, 2, 4; checkpoints only at the rungs and the end (cadence 0): an
+    # interruption in epoch 3 or 4 goes back to the rung at epoch 2.
+    'halving': {'sweep.eta': 2, 'sweep.min_epochs': 1, 'train.epochs': 4,
+                'train.checkpoint_every': 0, 'sweep.max_parallel': 2},
+    # An exploit step after every epoch, a checkpoint every second epoch (after its exploit).
+    'pbt': {'sweep.pbt_interval': 1, 'sweep.pbt_quantile': 0.5, 'train.epochs': 3,
+            'train.checkpoint_every': 2, 'sweep.max_parallel': 4},
+    'coarse_to_fine': {'sweep.rounds': 2, 'train.epochs': 2, 'train.checkpoint_every': 1,
+                       'sweep.max_parallel': 2},
+    'tpe': {'sweep.batch_size': 3, 'train.epochs': 2, 'train.checkpoint_every': 1,
+            'sweep.max_parallel': 2},
+}
+
+
+def _config(config, strategy):
+  return space.with_overrides(config, {'sweep.strategy': strategy, 'optimizer.name': 'momentum',
+                                       **CONFIGS[strategy]})
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory, data_dir):
+  """{strategy: (results, epochs trained)} of each strategy's sweep, run once, lazily."""
+  from configs import test as test_config  # pylint: disable=import-outside-toplevel
+  runs = {}
+
+  def get(strategy):
+    if strategy not in runs:
+      config = test_config.get_config()
+      config.dataset.data_dir = data_dir
+      workdir = str(tmp_path_factory.mktemp(strategy))
+      with pytest.MonkeyPatch.context() as patch:
+        calls = test_resume._count_epochs(patch)  # pylint: disable=protected-access
+        sweep.run(_config(config, strategy), workdir)
+      runs[strategy] = test_resume._results(workdir), len(calls)  # pylint: disable=protected-access
+    return runs[strategy]
+
+  return get
+
+
+# (strategy, the Population.run_epoch call that raises, as a share of the uninterrupted run's).
+POINTS = [('halving', 0.2), ('halving', 0.6), ('halving', 1.0), ('pbt', 0.8), ('pbt', 1.0),
+          ('coarse_to_fine', 0.7), ('tpe', 0.7)]
+
+
+@pytest.mark.parametrize('strategy,share', POINTS)
+def test_an_interrupted_strategy_resumes_to_the_uninterrupted_results(
+    strategy, share, uninterrupted, config, tmp_path, monkeypatch):
+  expected, epochs = uninterrupted(strategy)
+  config = _config(config, strategy)
+  with monkeypatch.context() as patch:
+    test_resume._count_epochs(patch, fail_at=max(2, round(share * epochs)))  # pylint: disable=protected-access
+    with pytest.raises(Interrupt):
+      sweep.run(config, str(tmp_path))
+  calls = test_resume._count_epochs(monkeypatch)  # pylint: disable=protected-access
+  sweep.run(config, str(tmp_path))
+  assert test_resume._results(str(tmp_path)) == expected  # pylint: disable=protected-access
+  assert len(calls) < epochs  # It resumed rather than starting again.
+  assert sweep.run(config, str(tmp_path)) is None  # Complete: nothing left to train.
