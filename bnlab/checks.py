@@ -162,8 +162,28 @@ def check_space_values(config, specs):
         raise ConfigError(f'{where} can give an invalid trial: {e}') from None
 
 
+def check_fields(config):
+  """Refuses a field or section that configs/default.py does not define: a typo in a config
+  file (`config.optimizer.lerning_rate = 0.1`) would otherwise add a field nothing reads.
+  sweep.space is left to check_sweep, which checks that each spec names a config field."""
+  from configs import default  # pylint: disable=import-outside-toplevel
+  known = default.get_config()
+  for field in space.flat_fields(config):
+    if field.startswith('sweep.space.'):
+      continue
+    node, parts = known, field.split('.')
+    for depth, part in enumerate(parts):
+      if not hasattr(node, 'items') or part not in node:
+        where = '.'.join(parts[:depth]) or 'the config'
+        valid = ', '.join(sorted(node)) if hasattr(node, 'items') else 'none: it is a field'
+        raise ConfigError(f'{".".join(parts[:depth + 1])}: configs/default.py defines no such '
+                          f'field; {where} has: {valid}')
+      node = node[part]
+
+
 def check_config(config):
   """Every check that needs no data, cheapest first; returns the parsed space {field: Spec}."""
+  check_fields(config)
   _positive(config, 'seed', minimum=0)
   specs = check_sweep(config)
   check_trial(config)

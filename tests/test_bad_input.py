@@ -157,3 +157,43 @@ def test_the_state_estimate_is_the_bytes_of_a_real_member(config, digits):
   sizes = memory.member_bytes(configs[0], num_classes, engine.data_shapes(data))
   assert sizes['state'] == actual
 
+
+
+TYPO_CONFIG = '''from configs import test
+
+
+def get_config():
+  config = test.get_config()
+  config.optimizer.lerning_rate = 0.1
+  return config
+'''
+
+
+def test_a_config_file_with_an_unknown_field_is_refused(tmp_path, data_dir):
+  path = tmp_path / 'typo.py'
+  path.write_text(TYPO_CONFIG)
+  workdir = tmp_path / 'workdir'
+  result = subprocess.run(  # Not _launch: a second --config would define its overrides twice.
+      [sys.executable, os.path.join(ROOT, 'launch.py'), f'--config={path}',
+       f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  from configs import default  # pylint: disable=import-outside-toplevel
+  valid = ', '.join(sorted(default.get_config().optimizer))
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: optimizer.lerning_rate: configs/default.py defines no such field; optimizer has: '
+      + valid)
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py'))))
+def test_every_shipped_config_defines_only_known_fields(path):
+  module = os.path.splitext(os.path.basename(path))[0]
+  config_module = __import__(f'configs.{module}', fromlist=['get_config'])
+  if hasattr(config_module, 'get_config'):
+    config = config_module.get_config()
+    checks.check_fields(config)
+    config.sweep.unknown_knob = 1  # One field more, and the same config is refused.
+    with pytest.raises(checks.ConfigError, match=r'^sweep\.unknown_knob: .* sweep has: batch_size'):
+      checks.check_fields(config)
