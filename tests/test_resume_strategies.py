@@ -9,8 +9,6 @@ exact; Adam would not hide a difference either, but SGD keeps the runs cheap and
 import glob
 import os
 import signal
-import subprocess
-import sys
 import time
 
 from orbax.checkpoint._src.path import atomicity
@@ -19,7 +17,6 @@ import pytest
 from bnlab import space
 from bnlab import sweep
 from tests import test_resume
-from tests.conftest import ROOT
 
 Interrupt = test_resume.Interrupt
 
@@ -109,15 +106,6 @@ def test_pbt_interrupted_inside_an_orbax_save_resumes_from_the_save_before(
   assert calls == [2, 2] and epochs == 6  # Each group's third epoch, from its epoch-2 save.
 
 
-def _launch(workdir, data_dir, strategy, log):
-  overrides = {'sweep.strategy': strategy, 'optimizer.name': 'momentum', **CONFIGS[strategy]}
-  return subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
-       f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
-       *[f'--config.{field}={value}' for field, value in overrides.items()]],
-      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
 def _wait_for(pattern, process, timeout=300):
   """Waits until a committed Orbax step folder matches `pattern` (or the process ends)."""
   deadline = time.monotonic() + timeout
@@ -130,11 +118,14 @@ def _wait_for(pattern, process, timeout=300):
 
 @pytest.mark.slow  # About 40 s on two cores: two processes that each import TF and compile.
 def test_halving_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
-    uninterrupted, data_dir, tmp_path):
+    uninterrupted, data_dir, tmp_path, monkeypatch):
   expected, _ = uninterrupted('halving')
+  # test_resume's launcher, with this file's halving sweep as its overrides.
+  monkeypatch.setattr(test_resume, 'KILLED', {'sweep.strategy': 'halving',
+                                              'optimizer.name': 'momentum', **CONFIGS['halving']})
   workdir = str(tmp_path / 'workdir')
   with open(tmp_path / 'killed.log', 'w') as log:
-    process = _launch(workdir, data_dir, 'halving', log)
+    process = test_resume._launch(workdir, data_dir, log)  # pylint: disable=protected-access
     # A survivor group of the second rung has saved: the kill lands past the first pruning.
     found = _wait_for(os.path.join(workdir, 'checkpoints', 'populations', 'halving-r1-*', '*'),
                       process)
@@ -143,7 +134,7 @@ def test_halving_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
   assert found, (tmp_path / 'killed.log').read_text()[-3000:]
   assert not os.path.exists(os.path.join(workdir, 'checkpoints', 'complete.json'))
   with open(tmp_path / 'resumed.log', 'w') as log:
-    process = _launch(workdir, data_dir, 'halving', log)
+    process = test_resume._launch(workdir, data_dir, log)  # pylint: disable=protected-access
     assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
   assert 'resume after epoch 2' in (tmp_path / 'resumed.log').read_text()
   assert test_resume._results(workdir) == expected  # pylint: disable=protected-access
