@@ -2,9 +2,12 @@
 driver state), coarse_to_fine and tpe (rounds replayed from the journal). A sweep interrupted at
 several points and run again ends with the results of a run never interrupted, cell for cell.
 
-Momentum SGD throughout: a restored member must continue bit for bit, and the equality below is
-exact; Adam would not hide a difference either, but SGD keeps the runs cheap and the kernels few.
+The equality is exact: a restored member continues bit for bit. Momentum SGD throughout, since
+Adam turns any float-level difference into lr-sized steps (see test_engine), which would make a
+failure harder to read.
 """
+# test_resume's helpers (_count_epochs, _results, _launch, ...) serve this file too.
+# pylint: disable=protected-access
 
 import glob
 import os
@@ -53,9 +56,9 @@ def uninterrupted(tmp_path_factory, data_dir):
       config.dataset.data_dir = data_dir
       workdir = str(tmp_path_factory.mktemp(strategy))
       with pytest.MonkeyPatch.context() as patch:
-        calls = test_resume._count_epochs(patch)  # pylint: disable=protected-access
+        calls = test_resume._count_epochs(patch)
         sweep.run(_config(config, strategy), workdir)
-      runs[strategy] = test_resume._results(workdir), len(calls)  # pylint: disable=protected-access
+      runs[strategy] = test_resume._results(workdir), len(calls)
     return runs[strategy]
 
   return get
@@ -72,12 +75,12 @@ def test_an_interrupted_strategy_resumes_to_the_uninterrupted_results(
   expected, epochs = uninterrupted(strategy)
   config = _config(config, strategy)
   with monkeypatch.context() as patch:
-    test_resume._count_epochs(patch, fail_at=max(2, round(share * epochs)))  # pylint: disable=protected-access
+    test_resume._count_epochs(patch, fail_at=max(2, round(share * epochs)))
     with pytest.raises(Interrupt):
       sweep.run(config, str(tmp_path))
-  calls = test_resume._count_epochs(monkeypatch)  # pylint: disable=protected-access
+  calls = test_resume._count_epochs(monkeypatch)
   sweep.run(config, str(tmp_path))
-  assert test_resume._results(str(tmp_path)) == expected  # pylint: disable=protected-access
+  assert test_resume._results(str(tmp_path)) == expected
   assert len(calls) < epochs  # It resumed rather than starting again.
   assert sweep.run(config, str(tmp_path)) is None  # Complete: nothing left to train.
 
@@ -99,10 +102,10 @@ def test_pbt_interrupted_inside_an_orbax_save_resumes_from_the_save_before(
     patch.setattr(atomicity.AtomicRenameTemporaryPath, 'finalize', finalize)
     with pytest.raises(Exception) as raised:
       sweep.run(config, str(tmp_path))
-    assert test_resume._caused_by_interrupt(raised.value), raised.value  # pylint: disable=protected-access
-  calls = test_resume._count_epochs(monkeypatch)  # pylint: disable=protected-access
+    assert test_resume._caused_by_interrupt(raised.value), raised.value
+  calls = test_resume._count_epochs(monkeypatch)
   sweep.run(config, str(tmp_path))
-  assert test_resume._results(str(tmp_path)) == expected  # pylint: disable=protected-access
+  assert test_resume._results(str(tmp_path)) == expected
   assert calls == [2, 2] and epochs == 6  # Each group's third epoch, from its epoch-2 save.
 
 
@@ -125,7 +128,7 @@ def test_halving_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
                                               'optimizer.name': 'momentum', **CONFIGS['halving']})
   workdir = str(tmp_path / 'workdir')
   with open(tmp_path / 'killed.log', 'w') as log:
-    process = test_resume._launch(workdir, data_dir, log)  # pylint: disable=protected-access
+    process = test_resume._launch(workdir, data_dir, log)
     # A survivor group of the second rung has saved: the kill lands past the first pruning.
     found = _wait_for(os.path.join(workdir, 'checkpoints', 'populations', 'halving-r1-*', '*'),
                       process)
@@ -134,7 +137,7 @@ def test_halving_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
   assert found, (tmp_path / 'killed.log').read_text()[-3000:]
   assert not os.path.exists(os.path.join(workdir, 'checkpoints', 'complete.json'))
   with open(tmp_path / 'resumed.log', 'w') as log:
-    process = test_resume._launch(workdir, data_dir, log)  # pylint: disable=protected-access
+    process = test_resume._launch(workdir, data_dir, log)
     assert process.wait(timeout=600) == 0, (tmp_path / 'resumed.log').read_text()[-3000:]
   assert 'resume after epoch 2' in (tmp_path / 'resumed.log').read_text()
-  assert test_resume._results(workdir) == expected  # pylint: disable=protected-access
+  assert test_resume._results(workdir) == expected
