@@ -64,6 +64,9 @@ def main(argv):
   if not files.supported(workdir):
     fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '
          'gs://BUCKET/PATH')
+  if files.missing_packages(workdir):
+    fail(f'--workdir={workdir} needs packages that are not installed: '
+         f'pip install {" ".join(files.missing_packages(workdir))}')
   try:
     try:
       checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.

@@ -7,6 +7,7 @@ but `os.path.abspath` and `normpath` are not (`gs://b/x` would become `/cwd/gs:/
 `absolute` and `name` here.
 """
 
+import importlib.util
 import os
 import urllib.parse
 
@@ -24,6 +25,28 @@ def supported(path):
   """Whether a workdir can live at `path`: a local folder or `gs://BUCKET[/...]`."""
   url = urllib.parse.urlparse(os.fspath(path))
   return is_local(path) or (url.scheme in REMOTE_SCHEMES and bool(url.netloc))
+
+
+# What a remote workdir needs beyond requirements.txt, {module: pip package}: tf.io.gfile for
+# the files, and Orbax (0.12) asks a gs:// bucket about its namespace through google-cloud-storage
+# as soon as it opens a checkpoint folder there.
+REMOTE_NEEDS = {'gs': {'tensorflow': 'tensorflow-cpu',
+                       'google.cloud.storage': 'google-cloud-storage'}}
+
+
+def _importable(module):
+  try:
+    return importlib.util.find_spec(module) is not None
+  except ModuleNotFoundError:  # A missing parent package.
+    return False
+
+
+def missing_packages(path):
+  """The pip packages a workdir at `path` needs that are not installed; [] for a local one."""
+  if is_local(path):
+    return []
+  needs = REMOTE_NEEDS[urllib.parse.urlparse(os.fspath(path)).scheme]
+  return [package for module, package in needs.items() if not _importable(module)]
 
 
 def absolute(path):

@@ -158,6 +158,15 @@ def test_a_workdir_is_local_or_on_gcs(path, supported):
   assert files.is_local(path) == ('://' not in path)
 
 
+def test_a_gs_workdir_names_the_packages_it_lacks(monkeypatch):
+  installed = {'tensorflow'}
+  monkeypatch.setattr(files, '_importable', lambda module: module in installed)
+  assert files.missing_packages('gs://b/run') == ['google-cloud-storage']
+  assert files.missing_packages('runs/x') == []
+  installed.add('google.cloud.storage')
+  assert files.missing_packages('gs://b/run') == []
+
+
 def test_a_local_path_is_made_absolute_and_a_uri_is_left_alone(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   assert files.absolute('runs/x') == str(tmp_path / 'runs' / 'x')
@@ -329,3 +338,15 @@ def test_launch_refuses_a_workdir_it_cannot_write(tmp_path):
   assert result.stderr.splitlines() == [
       'error: --workdir=s3://bucket/run: unsupported location; valid: a local folder or '
       'gs://BUCKET/PATH']
+
+
+@pytest.mark.skipif(not files.missing_packages(f'{BUCKET}/run'),
+                    reason='google-cloud-storage is installed: launch.py would go to GCS')
+def test_launch_names_what_a_gs_workdir_lacks_before_anything_runs():
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
+       f'--workdir={BUCKET}/run'], cwd=ROOT, capture_output=True, text=True, check=False)
+  assert result.returncode == 2
+  assert result.stderr.splitlines() == [
+      f'error: --workdir={BUCKET}/run needs packages that are not installed: '
+      f'pip install {" ".join(files.missing_packages(BUCKET))}']
