@@ -2,9 +2,9 @@
 
 Every file bnlab reads or writes in a workdir goes through `etils.epath`, the path library TFDS
 and Orbax use: a local path goes to Python's own file functions, a `gs://` path to
-`tf.io.gfile` (TensorFlow's GCS file system). Paths stay strings; `os.path.join` and `basename` are right for URIs on POSIX,
-but `os.path.abspath` and `normpath` are not (`gs://b/x` would become `/cwd/gs:/b/x`), hence
-`absolute` and `name` here.
+`tf.io.gfile` (TensorFlow's GCS file system). Paths stay strings: `os.path.join` is right for
+URIs on POSIX, but `os.path.abspath` and `normpath` are not (`gs://b/x` would become
+`/cwd/gs:/b/x`), hence `absolute` and `name` here.
 """
 
 import importlib.util
