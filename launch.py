@@ -20,7 +20,8 @@ from absl import flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/sweep.py', 'Config file.')
-_WORKDIR = flags.DEFINE_string('workdir', '', 'Output folder; default runs/<config file stem>.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', '', 'Output folder, local or gs://BUCKET/PATH; default runs/<config file stem>.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', '', 'host:port of process 0 for a multi-process run; "" = detect.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'Processes of a multi-process run.')
@@ -55,10 +56,17 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from bnlab import checks  # pylint: disable=import-outside-toplevel
+  from bnlab import files  # pylint: disable=import-outside-toplevel
   from bnlab import parallel  # pylint: disable=import-outside-toplevel
   config_file = config_flags.get_config_filename(flags.FLAGS['config'])
   workdir = _WORKDIR.value or os.path.join(
       'runs', os.path.splitext(os.path.basename(config_file))[0])
+  if not files.supported(workdir):
+    fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '
+         'gs://BUCKET/PATH')
+  if files.missing_packages(workdir):
+    fail(f'--workdir={workdir} needs packages that are not installed: '
+         f'pip install {" ".join(files.missing_packages(workdir))}')
   try:
     try:
       checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.

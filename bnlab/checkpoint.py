@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from bnlab import checks
+from bnlab import files
 from bnlab import parallel
 from bnlab import report
 
@@ -73,7 +74,7 @@ class SweepCheckpointer:
 
   def __init__(self, workdir, every=1):
     # Orbax (tensorstore) wants absolute paths; the default workdir runs/<name> is relative.
-    self.root = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self.root = os.path.join(files.absolute(workdir), 'checkpoints')  # gs:// stays as it is.
     self.every = int(every)
     self._managers = {}
     absl_logging.get_absl_logger().addFilter(_QUIET_ORBAX)  # Adding it twice keeps one.
@@ -105,7 +106,7 @@ class SweepCheckpointer:
     `like` is a state of the same shapes (the freshly initialized population) that tells Orbax
     the tree structure, dtypes and shardings to restore into.
     """
-    if not os.path.isdir(os.path.join(self.root, 'populations', name)):
+    if not files.isdir(os.path.join(self.root, 'populations', name)):
       return None
     manager = self._manager(name)
     step = manager.latest_step()
@@ -124,17 +125,16 @@ class SweepCheckpointer:
   def load_chunk(self, key):
     """The results of a finished chunk, or None if it has not finished."""
     path = self._journal_path(key)
-    if not os.path.exists(path):
+    if not files.exists(path):
       return None
-    with open(path) as f:
-      return json.load(f)  # NaN metrics of diverged members round-trip as NaN.
+    return json.loads(files.read_text(path))  # NaN metrics of diverged members round-trip as NaN.
 
   def save_chunk(self, key, results):
     if parallel.is_writer():  # Every process holds the same results; Orbax saves are collective.
       report.write_text(self._journal_path(key), json.dumps(results))
 
   def is_complete(self):
-    return os.path.exists(os.path.join(self.root, 'complete.json'))
+    return files.exists(os.path.join(self.root, 'complete.json'))
 
   def mark_complete(self, summary):
     if parallel.is_writer():

@@ -7,6 +7,7 @@ import os
 import tensorflow_datasets as tfds
 
 from bnlab import data as data_lib
+from bnlab import files
 from bnlab import models
 from bnlab import optim
 from bnlab import space
@@ -195,11 +196,10 @@ def check_config(config):
 def check_workdir(config, workdir):
   """Refuses a workdir that holds a sweep of another config, naming the first differing field."""
   path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+  if not files.exists(path):
     return
   try:
-    with open(path) as f:
-      old = space.flat_fields(json.load(f))
+    old = space.flat_fields(json.loads(files.read_text(path)))
   except (OSError, ValueError) as e:
     raise ConfigError(f'workdir {workdir}: cannot read its config.json ({e}); use --overwrite '
                       'to start afresh or another --workdir') from None

@@ -31,6 +31,7 @@ from tensorboard.summary.writer import record_writer
 import tqdm
 
 from bnlab import engine
+from bnlab import files
 from bnlab import report
 
 from bnlab.reporting import sweepfiles
@@ -67,9 +68,9 @@ class TrialRun:
   """
 
   def __init__(self, logdir, hparams):
-    os.makedirs(logdir, exist_ok=True)
+    files.makedirs(logdir)
     name = f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}'
-    events = open(os.path.join(logdir, name), 'wb')  # pylint: disable=consider-using-with
+    events = files.open_file(os.path.join(logdir, name), 'wb')  # A GFile on gs://.
     self.records = record_writer.RecordWriter(events)  # Closes the file on close().
     self._add(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
     self._add(event_pb2.Event(wall_time=time.time(), step=0,
@@ -124,9 +125,12 @@ class Monitor:
                          file=bar_file or sys.stderr, disable=None if bar_file is None else False,
                          dynamic_ncols=True)
     if self.primary:
-      os.makedirs(workdir, exist_ok=True)
+      files.makedirs(workdir)
+    # Appended and flushed once per epoch. On gs:// a flush through tf.io.gfile uploads the
+    # whole file again (GCS objects are immutable): a cost that grows with the file, kept
+    # because the rows are small next to the epochs they describe (see docs/cloud_tpu.md).
     path = os.path.join(workdir, sweepfiles.PROGRESS_FILE) if self.primary else os.devnull
-    self.progress = open(path, 'a')  # pylint: disable=consider-using-with (closed by close())
+    self.progress = files.open_file(path, 'a')
 
   def _setting(self, trial):
     return self.settings[trial] if 0 <= trial < len(self.settings) else {}

@@ -16,17 +16,27 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+from bnlab import files  # pylint: disable=g-import-not-at-top
+
 METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
 CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds', 'diverged_epoch')
 
 
 def write_text(path, text):
-  """Writes `text` to `path` atomically."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes `text` to `path` (local or gs://) atomically."""
+  files.write_text(path, text)
+
+
+def save_png(fig, path):
+  """Saves and closes `fig` as a PNG at `path`, a local path, a gs:// one, or a file object.
+
+  Rendered to bytes first: matplotlib writes only to local files or file objects.
+  """
+  out = path if hasattr(path, 'write') else io.BytesIO()
+  fig.savefig(out, format='png', dpi=100)
+  plt.close(fig)
+  if out is not path:
+    files.write_bytes(path, out.getvalue())
 
 
 def _finite_or_none(value):
@@ -128,8 +138,7 @@ def plot_metric_vs(path, field, spec, results, metric):
   ax.set_title(f'{metric} vs {field}')
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_png(fig, path)
 
 
 def plot_curves(path, results, metric, mode, top=5):
@@ -144,8 +153,7 @@ def plot_curves(path, results, metric, mode, top=5):
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_png(fig, path)
 
 
 def write_report(workdir, config, specs, results):
@@ -154,7 +162,6 @@ def write_report(workdir, config, specs, results):
   fields = list(specs)
   write_text(os.path.join(workdir, 'results.csv'), results_csv(results, fields))
   write_text(os.path.join(workdir, 'history.jsonl'), history_jsonl(results))
-  os.makedirs(os.path.join(workdir, 'plots'), exist_ok=True)
   for field, spec in specs.items():
     plot_metric_vs(os.path.join(workdir, 'plots', f'metric_vs_{field}.png'), field, spec,
                    results, metric)
@@ -207,8 +214,7 @@ def plot_schedules(path, results, specs, metric, mode, top=5):
   axes[0, 0].legend(fontsize=7)
   axes[-1, 0].set_xlabel('epoch')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_png(fig, path)
 
 
 def write_strategy_files(workdir, config, specs, results):

@@ -1,7 +1,6 @@
 """run(config, workdir): a whole sweep, from config to the workdir files of the contract."""
 
 import os
-import shutil
 import sys
 import time
 
@@ -12,6 +11,7 @@ from bnlab import checkpoint
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import engine
+from bnlab import files
 from bnlab import memory
 from bnlab import monitor
 from bnlab import parallel
@@ -59,13 +59,13 @@ class Progress:
 def open_workdir(config, workdir, overwrite=False):
   """A checkpointer for `workdir`, after refusing a workdir of another config (or clearing it)."""
   writer = parallel.is_writer()  # Process 0 alone writes; the others only read (after it).
-  if writer and overwrite and os.path.exists(os.path.join(workdir, 'config.json')):
-    shutil.rmtree(workdir)  # Only a folder that holds a bnlab config.json: one of ours.
+  if writer and overwrite and files.exists(os.path.join(workdir, 'config.json')):
+    files.rmtree(workdir)  # Only a folder that holds a bnlab config.json: one of ours.
   if writer or not overwrite:
     checks.check_workdir(config, workdir)
   checkpointer = checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
   if writer and not checkpointer.is_complete():
-    os.makedirs(workdir, exist_ok=True)
+    files.makedirs(workdir)
     report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
   return checkpointer

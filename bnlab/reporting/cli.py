@@ -22,5 +22,7 @@ def main(argv=None):
     if args.compare:
       print(compare.write_compare(args.workdir, args.compare))
   except FileNotFoundError as e:
-    print(f'error: {e.filename} not found: a sweep workdir holds config.json', file=sys.stderr)
+    # tf.io.gfile's errors (gs://) carry no filename, only their message.
+    print(f'error: {e.filename or e} not found: a sweep workdir holds config.json',
+          file=sys.stderr)
     sys.exit(2)

@@ -27,8 +27,7 @@ def png(fig):
   """The figure as PNG bytes; the figure is closed."""
   out = io.BytesIO()
   fig.tight_layout()
-  fig.savefig(out, format='png', dpi=100)
-  plt.close(fig)
+  report.save_png(fig, out)
   return out.getvalue()
 
 

@@ -14,6 +14,7 @@ import os
 import statistics
 import time
 
+from bnlab import files
 from bnlab import report
 from bnlab.reporting import figures
 from bnlab.reporting import importance
@@ -164,20 +165,11 @@ def markdown(page):
   return '\n'.join(parts)
 
 
-def write_bytes(path, data):
-  """Writes `data` to `path` atomically, like report.write_text."""
-  tmp = f'{path}.tmp'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
-
-
 def build(workdir):
   """Writes WORKDIR/report.html, report.md and the figures in plots/; returns the html path."""
   page = make_page(sweepfiles.load(workdir))
-  os.makedirs(os.path.join(workdir, PLOTS), exist_ok=True)
   for name, _, data in page.images:
-    write_bytes(os.path.join(workdir, PLOTS, name), data)
+    files.write_bytes(os.path.join(workdir, PLOTS, name), data)
   report.write_text(os.path.join(workdir, 'report.md'), markdown(page))
   path = os.path.join(workdir, 'report.html')
   report.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))

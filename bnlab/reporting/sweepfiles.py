@@ -9,10 +9,12 @@ done, not yet in results.csv). Statuses the report does not know are kept as the
 import ast
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
 
+from bnlab import files
 from bnlab import report
 from bnlab import space
 
@@ -41,20 +43,19 @@ class Sweep:
 
   @property
   def name(self):
-    return os.path.basename(os.path.normpath(self.workdir))
+    return files.name(self.workdir)
 
 
 def read_jsonl(path):
   """The rows of a JSON-lines file; a line cut short by a kill is skipped."""
-  if not os.path.exists(path):
+  if not files.exists(path):
     return []
   rows = []
-  with open(path) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
+  for line in files.read_text(path).splitlines():
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
   return rows
 
 
@@ -116,14 +117,12 @@ def _from_progress(trial, rows, specs, planned_epochs):
 
 def load(workdir):
   """The sweep in `workdir`; raises FileNotFoundError when it has no config.json."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = json.load(f)
+  config = json.loads(files.read_text(os.path.join(workdir, 'config.json')))
   specs = space.parse_space(config['sweep']['space'])
   csv_path = os.path.join(workdir, 'results.csv')
   csv_rows = []
-  if os.path.exists(csv_path):
-    with open(csv_path) as f:
-      csv_rows = list(csv.DictReader(f))
+  if files.exists(csv_path):
+    csv_rows = list(csv.DictReader(io.StringIO(files.read_text(csv_path), newline='')))
   history = _histories(read_jsonl(os.path.join(workdir, 'history.jsonl')))
   progress = _histories(read_jsonl(os.path.join(workdir, PROGRESS_FILE)))
   results = [_from_csv(row, specs, history.get(int(row['trial'])) or
@@ -133,9 +132,8 @@ def load(workdir):
               for t, rows in sorted(progress.items()) if t not in done]
   timing_path = os.path.join(workdir, TIMING_FILE)
   timing = {}
-  if os.path.exists(timing_path):
-    with open(timing_path) as f:
-      timing = json.load(f)
+  if files.exists(timing_path):
+    timing = json.loads(files.read_text(timing_path))
   return Sweep(workdir, config, specs, sorted(results, key=lambda r: r['trial']), timing,
                bool(csv_rows))
 
