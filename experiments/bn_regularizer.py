@@ -1,10 +1,12 @@
-"""BN as a regularizer: the generalization gap (train accuracy - test accuracy) vs batch size,
-for an MLP with batch norm, without it, and without it but with dropout (for comparison).
+"""BN as a regularizer: the generalization gap (train - test accuracy, and test - train loss) vs
+batch size, for an MLP with batch norm, without it, and without it but with dropout (for
+comparison).
 
 Ioffe & Szegedy (2015) report that BN's batch-dependent noise regularizes (dropout could be
 removed or reduced); the noise grows as the batch shrinks. BN and no-BN run through the engine;
 dropout needs a module and an rng the engine does not have, so it is a small Flax MLP trained by
 its own loop here, with the same optimizer chain and the same data order (engine.epoch_order).
+Each setting trains one copy per seed (init and data order) side by side in one program.
 
     python experiments/bn_regularizer.py [--workdir=runs/exp_bn_regularizer] [--small]
 """
