@@ -158,6 +158,17 @@ def test_train_slice_repeats_a_smaller_training_set(digits):
   np.testing.assert_array_equal(x, data['x_train'][:250])
 
 
+def test_dropout_seeds_side_by_side_equal_each_seed_alone(config, digits):
+  data, num_classes = digits
+  data = bn_regularizer.subset(data, 256, 128)
+  together = bn_regularizer.train_dropout(config, data, num_classes, [3, 5])
+  alone = bn_regularizer.train_dropout(config, data, num_classes, [5])
+  for split in (0, 1):  # Train metrics, test metrics.
+    assert together[split]['loss'][1] == pytest.approx(alone[split]['loss'][0], rel=1e-4)
+    assert together[split]['accuracy'][1] == pytest.approx(alone[split]['accuracy'][0], abs=0.01)
+    assert together[split]['loss'][0] != together[split]['loss'][1]  # The seeds differ.
+
+
 def test_bn_noise_and_dropout_shrink_the_generalization_gap(tmp_path, data_dir):
   numbers = bn_regularizer.run(str(tmp_path), small=True, data_dir=data_dir)
   _check_workdir(str(tmp_path), numbers)
