@@ -149,9 +149,37 @@ def test_subset_keeps_the_first_examples(digits):
   np.testing.assert_array_equal(small['x_val'], data['x_val'][:50])
 
 
-@pytest.mark.slow
-def test_bn_regularizer_small(tmp_path, data_dir):
+def test_train_slice_repeats_a_smaller_training_set(digits):
+  data, _ = digits
+  x, y = bn_regularizer.train_slice(bn_regularizer.subset(data, 100, 250))
+  assert x.shape[0] == y.shape[0] == 250
+  np.testing.assert_array_equal(y, np.concatenate([data['y_train'][:100]] * 3)[:250])
+  x, _ = bn_regularizer.train_slice(bn_regularizer.subset(data, 300, 250))
+  np.testing.assert_array_equal(x, data['x_train'][:250])
+
+
+def test_dropout_seeds_side_by_side_equal_each_seed_alone(config, digits):
+  data, num_classes = digits
+  data = bn_regularizer.subset(data, 256, 128)
+  together = bn_regularizer.train_dropout(config, data, num_classes, [3, 5])
+  alone = bn_regularizer.train_dropout(config, data, num_classes, [5])
+  for split in (0, 1):  # Train metrics, test metrics.
+    assert together[split]['loss'][1] == pytest.approx(alone[split]['loss'][0], rel=1e-4)
+    assert together[split]['accuracy'][1] == pytest.approx(alone[split]['accuracy'][0], abs=0.01)
+    assert together[split]['loss'][0] != together[split]['loss'][1]  # The seeds differ.
+
+
+def test_bn_noise_and_dropout_shrink_the_generalization_gap(tmp_path, data_dir):
   numbers = bn_regularizer.run(str(tmp_path), small=True, data_dir=data_dir)
   _check_workdir(str(tmp_path), numbers)
-  for accuracies in numbers['test_accuracy'].values():
-    assert accuracies[0] > 0.8  # Every variant learns at batch 8.
+  assert numbers['batches'] == [8, 64] and len(numbers['seeds']) == 5
+  loss, gap = numbers['loss_gap'], numbers['gap']  # Means over the seeds, [batch 8, batch 64].
+  for label, accuracies in numbers['test_accuracy'].items():
+    assert all(a > 0.8 for a in accuracies if a is not None), label  # Every variant learns.
+  # Dropout's loss gap is below no-BN's at the same batch size.
+  assert loss[bn_regularizer.DROPOUT_LABEL][1] < loss['no BN'][1]
+  # BN's gaps are smaller at batch 8 than at 64: its batch noise regularizes more...
+  assert loss['BN'][0] < loss['BN'][1] and gap['BN'][0] < gap['BN'][1]
+  # ...and its loss gap grows with the batch by more than no-BN's (the 8x more steps at batch 8
+  # are not what shrinks it).
+  assert loss['BN'][1] - loss['BN'][0] > loss['no BN'][1] - loss['no BN'][0]
