@@ -38,6 +38,13 @@ MIN_MEMBERS = 2
 # The init program runs once per chunk and is all elementwise random-number code: LLVM's
 # optimizer spent 14 of its 16 s compiling it (64 members, 2-core CPU) for no runtime gain.
 INIT_COMPILER_OPTIONS = {'xla_backend_optimization_level': 0}
+# On a CPU the epoch program trains its members about BLOCK_BYTES of state and gradients at a
+# time (a lax.map over member blocks, each a vmap): a block's parameters, optimizer state and
+# activations stay in the caches through its steps instead of streaming from memory at every
+# step. Digits 3x128 MLP + Adam (1 MiB a member), 2-core EPYC: 256 members 1.5x and 1,024
+# members 2.2x faster per epoch than one vmap over all; 4 MiB blocks beat 16 and 64 MiB ones.
+# $BNLAB_BLOCK_BYTES sets it for a CPU of other caches.
+BLOCK_BYTES = int(os.environ.get('BNLAB_BLOCK_BYTES', 4 * 2**20))
 CACHE_ENV = 'BNLAB_COMPILATION_CACHE'  # A folder; '' or 'off' turns the cache off.
 DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'bnlab', 'jax')
 
@@ -240,6 +247,55 @@ class Programs:
   epoch: Any
   test: Any
   compile_seconds: float
+  block: int  # Members per block of the epoch program on each device (member_block).
+
+
+def member_block(num_members, member_bytes, platform):
+  """Members per block of a device's `num_members`: the smallest divisor of num_members that
+  holds BLOCK_BYTES of state (all of them off a CPU, where caches are not the bottleneck)."""
+  if platform != 'cpu':
+    return num_members
+  target = max(MIN_MEMBERS, BLOCK_BYTES // max(member_bytes, 1))
+  return min(d for d in range(1, num_members + 1) if num_members % d == 0 and
+             (d >= target or d == num_members))
+
+
+def in_blocks(fn, block, member_args):
+  """`fn` over a leading member axis, computed `block` members at a time by a lax.map over the
+  blocks. `member_args` are the positions of the arguments that carry the member axis."""
+  def blocked(*args):
+    count = jax.tree.leaves(args[member_args[0]])[0].shape[0]
+    if block >= count:
+      return fn(*args)
+    split = lambda a: a.reshape((count // block, block) + a.shape[1:])
+
+    def one_block(parts):
+      full = list(args)
+      for i, part in zip(member_args, parts):
+        full[i] = part
+      return fn(*full)
+
+    out = jax.lax.map(one_block, [jax.tree.map(split, args[i]) for i in member_args])
+    return jax.tree.map(lambda a: a.reshape((count,) + a.shape[2:]), out)
+  return blocked
+
+
+def _tree_bytes(tree):
+  return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(tree))
+
+
+def _epoch_program(static, num_classes, state, num_members, own_seeds, mesh):
+  """epoch_and_eval vmapped over the members, each device's own members block by block
+  (shard_map: no collective, no member leaves its device); returns (function, block)."""
+  epoch = jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
+                   in_axes=(0, None, None, None, None, 0 if own_seeds else None, None))
+  block = member_block(num_members // mesh.size, 2 * _tree_bytes(state) // num_members,
+                       mesh.devices.flat[0].platform)  # The state and its gradients.
+  split, whole = jax.sharding.PartitionSpec(parallel.MEMBER_AXIS), jax.sharding.PartitionSpec()
+  epoch = jax.shard_map(in_blocks(epoch, block, (0, 5) if own_seeds else (0,)), mesh=mesh,
+                        in_specs=(split,) + (whole,) * 4 + (split if own_seeds else whole, whole),
+                        out_specs=split, check_vma=False)  # No collective to check.
+  return epoch, block
 
 
 @functools.lru_cache(maxsize=64)
@@ -271,9 +327,8 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
                  in_shardings=(members, members, replicated), out_shardings=members)
   state = jax.eval_shape(init, hparams, member_seeds, sample)
   init = init.lower(hparams, member_seeds, sample).compile(INIT_COMPILER_OPTIONS)
-  seed_axis = 0 if own_seeds else None
-  epoch = jax.jit(jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
-                           in_axes=(0, None, None, None, None, seed_axis, None)), donate_argnums=0,
+  epoch, block = _epoch_program(static, num_classes, state, num_members, own_seeds, mesh)
+  epoch = jax.jit(epoch, donate_argnums=0,
                   in_shardings=(members,) + (replicated,) * 4 + (members if own_seeds else replicated,
                                                                  replicated),
                   out_shardings=members)
@@ -283,7 +338,7 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
                           in_axes=(0, None, None, None)),
                  in_shardings=(members,) + (replicated,) * 3, out_shardings=members)
   test = test.lower(state, x, x_test, y_test).compile()
-  return Programs(init, epoch, test, time.perf_counter() - start)
+  return Programs(init, epoch, test, time.perf_counter() - start, block)
 
 
 def data_shapes(data):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from bnlab import engine
 from bnlab import models
@@ -91,3 +92,57 @@ def test_train_trials_pads_chunks_and_returns_results_in_order(config, digits):
   assert all(r['status'] == 'ok' and len(r['history']) == config.train.epochs for r in results)
   alone = engine.train_trials(configs[2:], [9], data, num_classes, 0, max_parallel=2)
   np.testing.assert_allclose(results[2]['val_loss'], alone[0]['val_loss'], rtol=1e-5)
+
+
+def test_member_block_is_the_smallest_divisor_that_holds_the_block_bytes(monkeypatch):
+  monkeypatch.setattr(engine, 'BLOCK_BYTES', 4 * 2**20)
+  mib = 2**20
+  assert engine.member_block(256, mib, 'cpu') == 4
+  assert engine.member_block(62, mib, 'cpu') == 31  # 2 * 31: no divisor between.
+  assert engine.member_block(97, mib, 'cpu') == 97  # A prime: one block.
+  assert engine.member_block(256, 64 * mib, 'cpu') == engine.MIN_MEMBERS
+  assert engine.member_block(16, 1024, 'cpu') == 16  # Small members: all in one block.
+  assert engine.member_block(256, mib, 'gpu') == 256  # Only CPU caches are blocked for.
+
+
+@pytest.fixture
+def blocks_of_two(monkeypatch):
+  """Programs compiled in this test run their members two at a time (engine.in_blocks)."""
+  engine.compile_programs.cache_clear()
+  monkeypatch.setattr(engine, 'BLOCK_BYTES', 1)
+  yield
+  engine.compile_programs.cache_clear()  # Drop the blocked programs before the next test.
+
+
+def test_members_trained_in_blocks_equal_members_trained_in_one_vmap(config, digits):
+  configs = _configs(config, [1e-2, 3e-2, 1e-1, 3e-1, 1e9, 1.0],
+                     **{'optimizer.name': 'momentum', 'model.bn_momentum': 0.8})
+  whole, whole_metrics = train_population(configs, digits, epochs=2)
+  assert whole.programs.block == len(configs)
+  engine.compile_programs.cache_clear()
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(engine, 'BLOCK_BYTES', 1)
+    blocked, blocked_metrics = train_population(configs, digits, epochs=2)
+  engine.compile_programs.cache_clear()
+  assert blocked.programs.block == engine.MIN_MEMBERS
+  np.testing.assert_array_equal(blocked_metrics['diverged'], [0, 0, 0, 0, 1, 0])
+  for k in (0, 1, 2, 3, 5):  # The member diverging in block 2 leaves its block-mate alone.
+    for tree in ('params', 'batch_stats'):
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                   member(getattr(blocked.state, tree), k), member(getattr(whole.state, tree), k))
+  for name in ('val_loss', 'val_accuracy', 'train_loss'):
+    np.testing.assert_allclose(blocked_metrics[name][[0, 1, 2, 3, 5]],
+                               whole_metrics[name][[0, 1, 2, 3, 5]], rtol=1e-5)
+
+
+def test_blocked_members_with_their_own_seeds_keep_their_own_data_order(config, digits,
+                                                                         blocks_of_two):
+  data, num_classes = digits
+  configs = _configs(config, [3e-2] * 4, **{'optimizer.name': 'sgd'})
+  population = engine.Population.create(configs, [0, 1, 2, 3], data, num_classes, seed=0,
+                                        member_seeds=[5, 6, 5, 6])
+  assert population.programs.block == 2
+  metrics = population.run_epoch(data)
+  # Members 0 and 2 (seed 5) sit in different blocks, as do 1 and 3 (seed 6).
+  np.testing.assert_array_equal(metrics['val_loss'][[0, 1]], metrics['val_loss'][[2, 3]])
+  assert metrics['val_loss'][0] != metrics['val_loss'][1]

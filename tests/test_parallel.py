@@ -50,6 +50,7 @@ texts = [programs.init.as_text(), programs.epoch.as_text(), programs.test.as_tex
 print('SCALED ' + json.dumps({{
     'devices': jax.device_count(), 'spec': list(kernel.sharding.spec),
     'shards': sorted(s.data.shape[0] for s in kernel.addressable_shards),
+    'block': programs.block,
     'collectives': sorted({{c for c in {collectives!r} for t in texts if c in t}})}}))
 """
 
@@ -60,8 +61,9 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _env(devices):
-  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+def _env(devices, **extra):
+  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
+          **extra}
 
 
 def _flags(data_dir):
@@ -110,17 +112,24 @@ def baseline(tmp_path_factory, data_dir):
   return _rows(workdir)
 
 
-def test_four_devices_give_the_one_device_results(baseline, data_dir, tmp_path):
+@pytest.mark.parametrize('devices, block_bytes, block', [
+    (4, None, 2),  # 8 members, 2 on each device.
+    (2, '1', engine.MIN_MEMBERS),  # 4 on each device, trained in 2 blocks of 2 (engine.in_blocks).
+])
+def test_more_devices_give_the_one_device_results(baseline, data_dir, tmp_path, devices,
+                                                  block_bytes, block):
   script = SCALED_RUN.format(root=ROOT, overrides=OVERRIDES, data_dir=data_dir,
                              workdir=str(tmp_path), collectives=COLLECTIVES)
-  result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=_env(4),
+  extra = {'BNLAB_BLOCK_BYTES': block_bytes} if block_bytes else {}
+  result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=_env(devices, **extra),
                           capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   (line,) = [l for l in result.stdout.splitlines() if l.startswith('SCALED ')]
   info = json.loads(line[len('SCALED '):])
-  assert info['devices'] == 4
+  assert info['devices'] == devices
   assert info['spec'] == [parallel.MEMBER_AXIS]
-  assert info['shards'] == [2, 2, 2, 2]  # 8 members, 2 on each device.
+  assert info['shards'] == [8 // devices] * devices
+  assert info['block'] == block
   assert info['collectives'] == []  # Members never talk: no cross-device traffic at all.
   _assert_same_results(_rows(tmp_path), baseline)
 
