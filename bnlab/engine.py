@@ -251,23 +251,30 @@ class Programs:
 
 
 def member_block(num_members, member_bytes, platform):
-  """Members per block of a device's `num_members`: the smallest divisor of num_members that
-  holds BLOCK_BYTES of state (all of them off a CPU, where caches are not the bottleneck)."""
+  """Members per block of a device's `num_members`: as many as hold BLOCK_BYTES, at least
+  MIN_MEMBERS (all of them off a CPU, where caches are not the bottleneck)."""
   if platform != 'cpu':
     return num_members
-  target = max(MIN_MEMBERS, BLOCK_BYTES // max(member_bytes, 1))
-  return min(d for d in range(1, num_members + 1) if num_members % d == 0 and
-             (d >= target or d == num_members))
+  return min(num_members, max(MIN_MEMBERS, BLOCK_BYTES // max(member_bytes, 1)))
 
 
 def in_blocks(fn, block, member_args):
   """`fn` over a leading member axis, computed `block` members at a time by a lax.map over the
-  blocks. `member_args` are the positions of the arguments that carry the member axis."""
+  blocks. `member_args` are the positions of the arguments that carry the member axis. A last
+  block that is not full is filled with copies of the first members, dropped afterwards: every
+  block has the same shape, so a member computes alike in any sweep (and alone, in a program
+  of as many members as a block) instead of in blocks of whatever divides the member count.
+  """
   def blocked(*args):
     count = jax.tree.leaves(args[member_args[0]])[0].shape[0]
     if block >= count:
       return fn(*args)
-    split = lambda a: a.reshape((count // block, block) + a.shape[1:])
+    blocks = -(-count // block)
+    fill = blocks * block - count  # < block < count: copies of distinct members.
+
+    def split(a):
+      a = jnp.concatenate([a, a[:fill]]) if fill else a
+      return a.reshape((blocks, block) + a.shape[1:])
 
     def one_block(parts):
       full = list(args)
@@ -276,7 +283,7 @@ def in_blocks(fn, block, member_args):
       return fn(*full)
 
     out = jax.lax.map(one_block, [jax.tree.map(split, args[i]) for i in member_args])
-    return jax.tree.map(lambda a: a.reshape((count,) + a.shape[2:]), out)
+    return jax.tree.map(lambda a: a.reshape((blocks * block,) + a.shape[2:])[:count], out)
   return blocked
 
 
