@@ -14,7 +14,6 @@ Not covered: GCS itself (tf.io.gfile's GCS plugin, its upload on every flush, ev
 listing, permissions) and tensorstore's `gcs` driver; those need a real bucket.
 """
 
-import csv
 import json
 import os
 import subprocess
@@ -27,12 +26,12 @@ import pytest
 from tensorboard.backend.event_processing import event_file_loader
 
 from bnlab import checks
-from bnlab import engine
 from bnlab import files
 from bnlab import sweep
 from bnlab.reporting import cli
 from bnlab.reporting import compare
 from bnlab.reporting import sweepfiles
+from tests import test_resume
 from tests.conftest import ROOT
 
 BUCKET = 'gs://bnlab-fake-bucket'
@@ -237,32 +236,9 @@ def _sweep_config(config):
   return config
 
 
-def _results(folder):
-  """results.csv without the wall-clock column, and history.jsonl, as text."""
-  with open(os.path.join(folder, 'results.csv')) as f:
-    rows = [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
-  with open(os.path.join(folder, 'history.jsonl')) as f:
-    return rows, f.read()
-
-
-class Interrupt(Exception):
-  """Stands for a preemption."""
-
-
-def _count_epochs(monkeypatch, fail_at=None):
-  """Counts Population.run_epoch calls (their epoch); raises Interrupt on call `fail_at`."""
-  calls = []
-  real = engine.Population.run_epoch
-
-  def run_epoch(self, data):
-    calls.append(self.epoch)
-    if len(calls) == fail_at:
-      raise Interrupt
-    return real(self, data)
-
-  monkeypatch.setattr(engine.Population, 'run_epoch', run_epoch)
-  return calls
-
+Interrupt = test_resume.Interrupt
+_count_epochs = test_resume._count_epochs  # pylint: disable=protected-access
+_results = test_resume._results  # pylint: disable=protected-access
 
 CONTRACT = ['config.json', 'results.csv', 'history.jsonl', 'best.json', 'best_config.py',
             'plots/curves.png', 'plots/metric_vs_optimizer.learning_rate.png', 'report.html',
