@@ -287,7 +287,8 @@ def in_blocks(fn, block, member_args):
   return blocked
 
 
-def _tree_bytes(tree):
+def tree_bytes(tree):
+  """Bytes of every array (or ShapeDtypeStruct) in `tree`."""
   return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(tree))
 
 
@@ -296,7 +297,7 @@ def _epoch_program(static, num_classes, state, num_members, own_seeds, mesh):
   (shard_map: no collective, no member leaves its device); returns (function, block)."""
   epoch = jax.vmap(functools.partial(epoch_and_eval, static, num_classes),
                    in_axes=(0, None, None, None, None, 0 if own_seeds else None, None))
-  block = member_block(num_members // mesh.size, 2 * _tree_bytes(state) // num_members,
+  block = member_block(num_members // mesh.size, 2 * tree_bytes(state) // num_members,
                        mesh.devices.flat[0].platform)  # The state and its gradients.
   split, whole = jax.sharding.PartitionSpec(parallel.MEMBER_AXIS), jax.sharding.PartitionSpec()
   epoch = jax.shard_map(in_blocks(epoch, block, (0, 5) if own_seeds else (0,)), mesh=mesh,

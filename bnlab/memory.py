@@ -28,10 +28,6 @@ HOST_SHARE = 0.5  # Of physical RAM on CPU, which the OS and the input pipeline 
 BACKWARD_FACTOR = 2  # Forward activations are kept for the backward pass, which makes as many.
 
 
-def _bytes(tree):
-  return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(tree))
-
-
 def _one_member_hparams(config):
   return jax.tree.map(lambda a: a[0], engine.dynamic_hparams([config]))
 
@@ -46,7 +42,7 @@ def _activation_bytes(static, num_classes, hparams, variables, example_shape, dt
                            mutable=['batch_stats', 'intermediates'])
     return state['intermediates']
 
-  return _bytes(jax.eval_shape(forward, variables, x))
+  return engine.tree_bytes(jax.eval_shape(forward, variables, x))
 
 
 def member_bytes(config, num_classes, shapes):
@@ -63,7 +59,7 @@ def member_bytes(config, num_classes, shapes):
                                               static.train.batch_size)
   evaluation = _activation_bytes(static, num_classes, hparams, variables, tuple(x_shape[1:]),
                                  x_dtype, min(engine.EVAL_CHUNK, shapes[2][0][0]))
-  sizes = {'state': _bytes(state), 'gradients': 2 * _bytes(state.params),
+  sizes = {'state': engine.tree_bytes(state), 'gradients': 2 * engine.tree_bytes(state.params),
            'activations': max(train, evaluation)}
   sizes['total'] = sum(sizes.values())
   return sizes
