@@ -28,7 +28,6 @@ import orbax.checkpoint as ocp
 from bnlab import checks
 from bnlab import files
 from bnlab import parallel
-from bnlab import report
 
 
 
@@ -131,14 +130,14 @@ class SweepCheckpointer:
 
   def save_chunk(self, key, results):
     if parallel.is_writer():  # Every process holds the same results; Orbax saves are collective.
-      report.write_text(self._journal_path(key), json.dumps(results))
+      files.write_text(self._journal_path(key), json.dumps(results))
 
   def is_complete(self):
     return files.exists(os.path.join(self.root, 'complete.json'))
 
   def mark_complete(self, summary):
     if parallel.is_writer():
-      report.write_text(os.path.join(self.root, 'complete.json'), json.dumps(summary) + '\n')
+      files.write_text(os.path.join(self.root, 'complete.json'), json.dumps(summary) + '\n')
 
   def close(self):
     for manager in self._managers.values():

@@ -32,7 +32,6 @@ import tqdm
 
 from bnlab import engine
 from bnlab import files
-from bnlab import report
 
 from bnlab.reporting import sweepfiles
 
@@ -203,7 +202,7 @@ class Monitor:
 
   def write_timing(self):
     if self.primary:
-      report.write_text(os.path.join(self.workdir, sweepfiles.TIMING_FILE),
+      files.write_text(os.path.join(self.workdir, sweepfiles.TIMING_FILE),
                         json.dumps(self.timing(), indent=2) + '\n')
 
   def close(self):

@@ -22,11 +22,6 @@ METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
 CSV_TAIL = ('status',) + METRICS + ('epochs', 'seconds', 'diverged_epoch')
 
 
-def write_text(path, text):
-  """Writes `text` to `path` (local or gs://) atomically."""
-  files.write_text(path, text)
-
-
 def save_png(fig, path):
   """Saves and closes `fig` as a PNG at `path`, a local path, a gs:// one, or a file object.
 
@@ -160,8 +155,8 @@ def write_report(workdir, config, specs, results):
   """Writes results.csv, history.jsonl, best.json, best_config.py and plots/; returns the best."""
   metric, mode = config.sweep.metric, config.sweep.mode
   fields = list(specs)
-  write_text(os.path.join(workdir, 'results.csv'), results_csv(results, fields))
-  write_text(os.path.join(workdir, 'history.jsonl'), history_jsonl(results))
+  files.write_text(os.path.join(workdir, 'results.csv'), results_csv(results, fields))
+  files.write_text(os.path.join(workdir, 'history.jsonl'), history_jsonl(results))
   for field, spec in specs.items():
     plot_metric_vs(os.path.join(workdir, 'plots', f'metric_vs_{field}.png'), field, spec,
                    results, metric)
@@ -174,8 +169,8 @@ def write_report(workdir, config, specs, results):
   best = ranking[0]
   summary = {k: _jsonable(v) for k, v in best.items() if k not in ('history', 'setting', 'config')}
   summary['setting'] = {f: _jsonable(v) for f, v in best['setting'].items()}
-  write_text(os.path.join(workdir, 'best.json'), json.dumps(summary, indent=2) + '\n')
-  write_text(os.path.join(workdir, 'best_config.py'),
+  files.write_text(os.path.join(workdir, 'best.json'), json.dumps(summary, indent=2) + '\n')
+  files.write_text(os.path.join(workdir, 'best_config.py'),
              best_config_source(best['config'], best, workdir, metric))
   return best
 
@@ -220,7 +215,7 @@ def plot_schedules(path, results, specs, metric, mode, top=5):
 def write_strategy_files(workdir, config, specs, results):
   """The strategy's extra files: seeds.csv with sweep.seeds > 1, plots/pbt_schedules.png."""
   if config.sweep.seeds > 1:
-    write_text(os.path.join(workdir, 'seeds.csv'), seeds_csv(results, list(specs)))
+    files.write_text(os.path.join(workdir, 'seeds.csv'), seeds_csv(results, list(specs)))
   if config.sweep.strategy == 'pbt':
     plot_schedules(os.path.join(workdir, 'plots', 'pbt_schedules.png'), results, specs,
                    config.sweep.metric, config.sweep.mode)

@@ -66,7 +66,7 @@ def open_workdir(config, workdir, overwrite=False):
   checkpointer = checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
   if writer and not checkpointer.is_complete():
     files.makedirs(workdir)
-    report.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
+    files.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
   return checkpointer
 

@@ -19,7 +19,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bnlab import data as data_lib  # pylint: disable=g-import-not-at-top
 from bnlab import engine  # pylint: disable=g-import-not-at-top
-from bnlab import report as report_lib  # pylint: disable=g-import-not-at-top
+from bnlab import files  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from configs import default  # pylint: disable=g-import-not-at-top
 
@@ -88,8 +88,8 @@ class Report:
     """Writes report.md and numbers.json; returns `numbers` with the run time added."""
     numbers = dict(numbers, seconds=round(time.perf_counter() - self.start, 1))
     self.lines.extend(['', f'Run time: {numbers["seconds"]:.0f} s.'])
-    report_lib.write_text(os.path.join(self.workdir, 'report.md'), '\n'.join(self.lines) + '\n')
-    report_lib.write_text(os.path.join(self.workdir, 'numbers.json'),
+    files.write_text(os.path.join(self.workdir, 'report.md'), '\n'.join(self.lines) + '\n')
+    files.write_text(os.path.join(self.workdir, 'numbers.json'),
                           json.dumps(numbers, indent=2, default=_plain) + '\n')
     return numbers
 

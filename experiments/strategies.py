@@ -24,6 +24,7 @@ import numpy as np
 
 from bnlab import checks
 from bnlab import data as data_lib
+from bnlab import files
 from bnlab import report
 from bnlab import strategies
 from configs import sweep as sweep_config
@@ -111,7 +112,7 @@ def main(argv):
   print(text)
   if _OUT.value:
     command = ' '.join(['python experiments/strategies.py'] + sys.argv[1:])
-    report.write_text(_OUT.value, f'    {command}\n\n{text}\n')
+    files.write_text(_OUT.value, f'    {command}\n\n{text}\n')
 
 
 if __name__ == '__main__':

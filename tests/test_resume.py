@@ -16,7 +16,7 @@ import pytest
 from bnlab import checkpoint
 from bnlab import checks
 from bnlab import engine
-from bnlab import report
+from bnlab import files
 from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
@@ -124,7 +124,7 @@ def _interrupt_mid_checkpoint_write(monkeypatch):
 
 
 def _interrupt_mid_report(monkeypatch):
-  _fail_on_path(monkeypatch, report, 'write_text', 'history.jsonl')  # after results.csv
+  _fail_on_path(monkeypatch, files, 'write_text', 'history.jsonl')  # after results.csv
 
 
 def _caused_by_interrupt(error):

@@ -2,7 +2,7 @@
 
 import os
 
-from bnlab import report
+from bnlab import files
 from bnlab import space
 from bnlab.reporting import figures
 from bnlab.reporting import pages
@@ -46,5 +46,5 @@ def write_compare(workdir, other):
   """Writes WORKDIR/compare_<other name>.html; returns its path."""
   a, b = sweepfiles.load(workdir), sweepfiles.load(other)
   path = os.path.join(workdir, f'compare_{b.name}.html')
-  report.write_text(path, compare_html(a, b))
+  files.write_text(path, compare_html(a, b))
   return path

@@ -170,7 +170,7 @@ def build(workdir):
   page = make_page(sweepfiles.load(workdir))
   for name, _, data in page.images:
     files.write_bytes(os.path.join(workdir, PLOTS, name), data)
-  report.write_text(os.path.join(workdir, 'report.md'), markdown(page))
+  files.write_text(os.path.join(workdir, 'report.md'), markdown(page))
   path = os.path.join(workdir, 'report.html')
-  report.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))
+  files.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))
   return path
