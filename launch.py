@@ -69,15 +69,13 @@ def main(argv):
          f'pip install {" ".join(files.missing_packages(workdir))}')
   try:
     try:
-      checks.check_config(_CONFIG.value)  # Before TensorFlow's import: a typo costs no more.
+      checks.check_config(_CONFIG.value)  # Before any data or compile: a typo costs no more.
     except OSError as e:  # config_flags defers a config file that failed to load to here.
       fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
     if not _OVERWRITE.value:
       checks.check_workdir(_CONFIG.value, workdir)
     # Joins the other processes (if any) before anything touches a device.
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
     from bnlab import sweep  # pylint: disable=import-outside-toplevel
     results = sweep.run(_CONFIG.value, workdir, overwrite=_OVERWRITE.value)
   except checks.ConfigError as e:

@@ -7,6 +7,7 @@ stacked members plus the compiled programs that advance them one epoch at a time
 epoch (`lax.scan` over its batches) runs inside the program, and metrics leave the device once.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import os
@@ -334,18 +335,21 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
                           in_axes=(0, 0, None)),
                  in_shardings=(members, members, replicated), out_shardings=members)
   state = jax.eval_shape(init, hparams, member_seeds, sample)
-  init = init.lower(hparams, member_seeds, sample).compile(INIT_COMPILER_OPTIONS)
+  init = init.lower(hparams, member_seeds, sample)
   epoch, block = _epoch_program(static, num_classes, state, num_members, own_seeds, mesh)
   epoch = jax.jit(epoch, donate_argnums=0,
                   in_shardings=(members,) + (replicated,) * 4 + (members if own_seeds else replicated,
                                                                  replicated),
                   out_shardings=members)
-  epoch = epoch.lower(state, x, y, x_val, y_val, member_seeds if own_seeds else scalar,
-                      scalar).compile()
+  epoch = epoch.lower(state, x, y, x_val, y_val, member_seeds if own_seeds else scalar, scalar)
   test = jax.jit(jax.vmap(functools.partial(evaluate_bn, static, num_classes),
                           in_axes=(0, None, None, None)),
                  in_shardings=(members,) + (replicated,) * 3, out_shardings=members)
-  test = test.lower(state, x, x_test, y_test).compile()
+  test = test.lower(state, x, x_test, y_test)
+  # XLA compiles without Python's lock: the epoch program (most of the time) beside the others.
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    init, epoch, test = pool.map(lambda program, options: program.compile(options),
+                                 (init, epoch, test), (INIT_COMPILER_OPTIONS, None, None))
   return Programs(init, epoch, test, time.perf_counter() - start, block)
 
 

@@ -8,7 +8,7 @@ residuals and cotangents) or of one evaluation chunk, whichever is larger. The d
 all members and counted once.
 
 The budget is the accelerator's memory limit where the device reports one, else half of the
-host's physical memory (CPU). Both are fixed per machine, so the chunking they give (and with it
+host's physical memory shared by the process's CPU devices (one per core). Both are fixed per machine, so the chunking they give (and with it
 every result) does not change between a run and its resume.
 """
 
@@ -71,7 +71,8 @@ def device_budget(device=None):
   stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
   if stats and stats.get('bytes_limit'):
     return int(ACCELERATOR_SHARE * stats['bytes_limit'])
-  return int(HOST_SHARE * os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+  host = HOST_SHARE * os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  return int(host / jax.local_device_count())
 
 
 def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):

@@ -10,6 +10,7 @@ and `jax.distributed.initialize` joins them.
 """
 
 import functools
+import os
 
 import jax
 from jax.experimental import multihost_utils
@@ -38,14 +39,28 @@ def check_flags(coordinator_address, num_processes, process_id):
         f'process_id={process_id} must be in 0..{num_processes - 1} (num_processes - 1)')
 
 
+def use_cpu_cores():
+  """One JAX CPU device per core this process may run on; call before anything touches a device.
+
+  XLA:CPU runs one device's small ops on about 1.4 of 2 cores; a device per core trains its own
+  share of the members on its own core (digits 3x128, 2-core EPYC: 1.3-1.8x faster epochs, see
+  BENCHMARKS.md). GPU and TPU hosts keep their accelerators as the default devices. A count the
+  user set ($JAX_NUM_CPU_DEVICES, or XLA_FLAGS=--xla_force_host_platform_device_count) stays.
+  """
+  if (jax.config.jax_num_cpu_devices < 0
+      and 'xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', '')):
+    jax.config.update('jax_num_cpu_devices', len(os.sched_getaffinity(0)))
+
+
 def initialize(coordinator_address='', num_processes=0, process_id=-1):
   """Joins the multi-controller system; call before anything touches a device.
 
   With the three flags, the processes they name meet at the coordinator. Without them, JAX's
   cluster detection (Cloud TPU VMs and pod slices, Slurm, Open MPI) fills them in, and where it
-  finds no cluster this is a single-process run.
+  finds no cluster this is a single-process run. On a CPU each core becomes a device.
   """
   check_flags(coordinator_address, num_processes, process_id)
+  use_cpu_cores()
   # CPU processes exchange arrays over gloo (TCP); GPU and TPU ignore this setting.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   if coordinator_address:

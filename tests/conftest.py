@@ -1,4 +1,10 @@
-"""Shared fixtures: one TFDS data dir per test session, the digits built into it once."""
+"""Shared fixtures: one TFDS data dir per test session, the digits built into it once.
+
+Every test runs on one CPU device, in this process and in the launch.py processes it compares
+against (launch.py would otherwise make a device per core, and Adam turns the float-level
+differences between programs of other member counts into visible ones). tests/test_parallel.py
+runs more devices, and checks launch.py's default of one per core.
+"""
 
 import os
 import sys
@@ -7,6 +13,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+os.environ['JAX_NUM_CPU_DEVICES'] = '1'  # Before JAX's import; inherited by the subprocesses.
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top

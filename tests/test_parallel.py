@@ -62,8 +62,9 @@ def _free_port():
 
 
 def _env(devices, **extra):
-  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
-          **extra}
+  """The environment of a process with `devices` forced CPU devices (conftest's one dropped)."""
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_NUM_CPU_DEVICES'}
+  return {**env, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}', **extra}
 
 
 def _flags(data_dir):
@@ -146,6 +147,20 @@ def test_two_processes_over_loopback_give_the_one_device_results(baseline, data_
   with open(workdir / 'progress.jsonl') as f:  # Process 0 alone writes it: one row per trial-epoch.
     assert len(f.readlines()) == len(baseline) * test_config.get_config().train.epochs
   _assert_same_results(_rows(workdir), baseline)
+
+
+def test_launch_makes_a_cpu_device_per_core_with_the_one_device_results(baseline, data_dir,
+                                                                        tmp_path):
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('JAX_NUM_CPU_DEVICES', 'XLA_FLAGS')}  # As a user's shell has it.
+  result = subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'),
+                           '--config=configs/test.py', f'--workdir={tmp_path}', *_flags(data_dir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  cores = len(os.sched_getaffinity(0))
+  assert f'on {cores} cpu device(s) in 1 process(es)' in result.stderr
+  _assert_same_results(_rows(tmp_path), baseline)
 
 
 def test_the_sweep_ends_with_a_throughput_summary(tmp_path, config, digits, caplog):
