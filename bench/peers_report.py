@@ -171,7 +171,9 @@ def peers_section(info, records, args):
            '- *s/trial* is whole-process seconds for the N trials divided by N: process start, '
            'imports, data, compile and training. bnlab is `launch.py` run for real at every N '
            '(one program of N members), first with an empty persistent compilation cache, then '
-           '(*warm cache*) the same sweep again. × is bnlab (empty cache) against the peer.',
+           '(*warm cache*) the same sweep again. × is bnlab (empty cache) against the peer. '
+           'bnlab, there and in process, makes one JAX CPU device per core and splits the '
+           'members over them (`parallel.use_cpu_cores`); the 2048² peak is the same on them.',
            f'- `*` extrapolated: the sequential peers (Optuna + PyTorch, the Flax loops) run '
            f'{args.max_trials} trial(s) in their process, and the other N − k trials are counted '
            'at the median seconds of the trials after the first; the torch.func ensemble runs '

@@ -49,7 +49,14 @@ def use_cpu_cores():
   """
   if (jax.config.jax_num_cpu_devices < 0
       and 'xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', '')):
-    jax.config.update('jax_num_cpu_devices', len(os.sched_getaffinity(0)))
+    jax.config.update('jax_num_cpu_devices', cpu_cores())
+
+
+def cpu_cores():
+  """The cores this process may run on (all of the machine's where the OS cannot say)."""
+  if hasattr(os, 'sched_getaffinity'):  # Linux: honours taskset and container CPU sets.
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 def initialize(coordinator_address='', num_processes=0, process_id=-1):
