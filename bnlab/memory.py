@@ -8,8 +8,9 @@ residuals and cotangents) or of one evaluation chunk, whichever is larger. The d
 all members and counted once.
 
 The budget is the accelerator's memory limit where the device reports one, else half of the
-host's physical memory shared by the process's CPU devices (one per core). Both are fixed per machine, so the chunking they give (and with it
-every result) does not change between a run and its resume.
+host's physical memory, shared by the process's CPU devices (launch.py makes one per core). Both
+are fixed per machine, so the chunking they give (and with it every result) does not change
+between a run and its resume.
 """
 
 import functools
@@ -72,7 +73,7 @@ def device_budget(device=None):
   if stats and stats.get('bytes_limit'):
     return int(ACCELERATOR_SHARE * stats['bytes_limit'])
   host = HOST_SHARE * os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-  return int(host / jax.local_device_count())
+  return int(host / jax.local_device_count(device.platform))
 
 
 def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):
