@@ -64,9 +64,10 @@ def main(argv):
   if not files.supported(workdir):
     fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '
          'gs://BUCKET/PATH')
-  if files.missing_packages(workdir):
+  missing = files.missing_packages(workdir)
+  if missing:
     fail(f'--workdir={workdir} needs packages that are not installed: '
-         f'pip install {" ".join(files.missing_packages(workdir))}')
+         f'pip install {" ".join(missing)}')
   try:
     try:
       checks.check_config(_CONFIG.value)  # Before any data or compile: a typo costs no more.

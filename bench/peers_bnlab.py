@@ -52,14 +52,15 @@ def _population(spec, data_dir, n):
   data, num_classes = data_lib.load(configs[0].dataset)
   cpu = time.process_time()
   # The programs Population.create takes from compile_programs' cache: its arguments exactly.
-  engine.compile_programs(engine.static_config(configs[0]), num_classes, n,
-                          engine.data_shapes(data), False, parallel.member_mesh())
+  programs = engine.compile_programs(engine.static_config(configs[0]), num_classes, n,
+                                     engine.data_shapes(data), False, parallel.member_mesh())
   # CPU seconds of the compile alone (all threads; not the init program's run, which grows
   # with N): steadier than wall seconds on a shared machine.
   compile_cpu = time.process_time() - cpu
   population = engine.Population.create(configs, list(range(n)), data, num_classes,
                                         common.SEED)
   jax.block_until_ready(population.state)
+  assert population.programs is programs, 'Population.create compiled again: match its call'
   return population, data, num_classes, compile_cpu
 
 

@@ -203,7 +203,7 @@ class Monitor:
   def write_timing(self):
     if self.primary:
       files.write_text(os.path.join(self.workdir, sweepfiles.TIMING_FILE),
-                        json.dumps(self.timing(), indent=2) + '\n')
+                       json.dumps(self.timing(), indent=2) + '\n')
 
   def close(self):
     """Flushes and closes every file; writes the final timing.json."""

@@ -171,7 +171,7 @@ def write_report(workdir, config, specs, results):
   summary['setting'] = {f: _jsonable(v) for f, v in best['setting'].items()}
   files.write_text(os.path.join(workdir, 'best.json'), json.dumps(summary, indent=2) + '\n')
   files.write_text(os.path.join(workdir, 'best_config.py'),
-             best_config_source(best['config'], best, workdir, metric))
+                   best_config_source(best['config'], best, workdir, metric))
   return best
 
 

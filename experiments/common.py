@@ -90,7 +90,7 @@ class Report:
     self.lines.extend(['', f'Run time: {numbers["seconds"]:.0f} s.'])
     files.write_text(os.path.join(self.workdir, 'report.md'), '\n'.join(self.lines) + '\n')
     files.write_text(os.path.join(self.workdir, 'numbers.json'),
-                          json.dumps(numbers, indent=2, default=_plain) + '\n')
+                     json.dumps(numbers, indent=2, default=_plain) + '\n')
     return numbers
 
 

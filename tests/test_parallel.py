@@ -62,9 +62,12 @@ def _free_port():
 
 
 def _env(devices, **extra):
-  """The environment of a process with `devices` forced CPU devices (conftest's one dropped)."""
-  env = {k: v for k, v in os.environ.items() if k != 'JAX_NUM_CPU_DEVICES'}
-  return {**env, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}', **extra}
+  """The environment of a process with `devices` forced CPU devices (conftest's one dropped);
+  with devices=None, none forced, as a user's shell has it."""
+  env = {k: v for k, v in os.environ.items() if k not in ('JAX_NUM_CPU_DEVICES', 'XLA_FLAGS')}
+  if devices is not None:
+    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  return {**env, **extra}
 
 
 def _flags(data_dir):
@@ -151,14 +154,8 @@ def test_two_processes_over_loopback_give_the_one_device_results(baseline, data_
 
 def test_launch_makes_a_cpu_device_per_core_with_the_one_device_results(baseline, data_dir,
                                                                         tmp_path):
-  env = {k: v for k, v in os.environ.items()
-         if k not in ('JAX_NUM_CPU_DEVICES', 'XLA_FLAGS')}  # As a user's shell has it.
-  result = subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'),
-                           '--config=configs/test.py', f'--workdir={tmp_path}', *_flags(data_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert f'on {parallel.cpu_cores()} cpu device(s) in 1 process(es)' in result.stderr
+  _, err = _finish(_launch([f'--workdir={tmp_path}'] + _flags(data_dir), devices=None))
+  assert f'on {parallel.cpu_cores()} cpu device(s) in 1 process(es)' in err
   _assert_same_results(_rows(tmp_path), baseline)
 
 
