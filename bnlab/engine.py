@@ -548,7 +548,8 @@ def _train_chunk(configs, trial_ids, count, data, num_classes, seed, on_epoch, c
     history.append(population.run_epoch(data))
     if on_epoch:
       on_epoch(population, history[-1], time.perf_counter() - epoch_start)
-    if checkpointer and checkpointer.due(population.epoch, epochs):
+    # Not after the last epoch: the chunk's results go to the journal right after its test.
+    if checkpointer and population.epoch < epochs and checkpointer.due(population.epoch, epochs):
       population.save(checkpointer, key, history, seconds_before + time.perf_counter() - start)
   test = population.evaluate_test(data)
   seconds = (seconds_before + time.perf_counter() - start) / len(configs)

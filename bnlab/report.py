@@ -157,12 +157,9 @@ def write_report(workdir, config, specs, results):
   fields = list(specs)
   files.write_text(os.path.join(workdir, 'results.csv'), results_csv(results, fields))
   files.write_text(os.path.join(workdir, 'history.jsonl'), history_jsonl(results))
-  for field, spec in specs.items():
-    plot_metric_vs(os.path.join(workdir, 'plots', f'metric_vs_{field}.png'), field, spec,
-                   results, metric)
   plot_curves(os.path.join(workdir, 'plots', 'curves.png'), results, metric, mode)
   from bnlab.reporting import pages  # pylint: disable=import-outside-toplevel (it imports us)
-  pages.build(workdir)  # report.html and report.md, from the files just written.
+  pages.build(workdir)  # report.html, report.md and plots/ (metric_vs_<field>.png among them).
   ranking = ranked(results, metric, mode)
   if not ranking:
     return None

@@ -49,8 +49,9 @@ def get_config():
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 64
   config.train.epochs = 10
-  # Checkpoint the sweep every this many epochs (and always at the end of each chunk); 0 = only
-  # at the end. A killed run resumes from its last checkpoint when the same command runs again.
+  # Checkpoint the sweep every this many epochs; 0 = never. A chunk's last epoch is not saved:
+  # its results go to the journal instead (halving and pbt save theirs: 0 = the last epoch only).
+  # A killed run resumes from its last checkpoint when the same command runs again.
   # One Orbax save of configs/sweep.py's 64-member chunk costs about half an epoch on 2 CPU cores.
   config.train.checkpoint_every = 5
 

@@ -116,7 +116,7 @@ def _interrupt_mid_checkpoint_write(monkeypatch):
 
   async def finalize(self):
     calls.append(1)
-    if len(calls) == 4:  # Chunk two, epoch one.
+    if len(calls) == 4:  # Chunk one, epoch two (each save finalizes meta, state, its folder).
       raise Interrupt
     return await real(self)
 
@@ -166,6 +166,10 @@ def test_a_chunk_resumes_at_its_last_checkpointed_epoch(config, tmp_path, monkey
   calls = _count_epochs(monkeypatch)
   sweep.run(config, str(tmp_path))
   assert calls[0] == 2  # The first chunk's next epoch (0-based) after its checkpoint.
+  # A chunk's last epoch is journaled, not saved: every chunk's checkpoint is of epoch 2.
+  saved = glob.glob(os.path.join(tmp_path, 'checkpoints', 'populations', '*', '*'))
+  assert len(glob.glob(os.path.join(tmp_path, 'checkpoints', 'journal', '*.json'))) == 3
+  assert sorted(os.path.basename(p) for p in saved if os.path.basename(p).isdigit()) == ['2'] * 3
 
 
 def test_another_config_on_a_workdir_is_refused_and_leaves_it_untouched(config, tmp_path):
