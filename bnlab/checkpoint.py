@@ -67,8 +67,9 @@ def _history_from_json(rows):
 class SweepCheckpointer:
   """Saves and restores a sweep's state under `<workdir>/checkpoints`; see the module doc.
 
-  `every` is the cadence in epochs (`train.checkpoint_every`); 0 checkpoints only the last epoch
-  of each population.
+  `every` is the cadence in epochs (`train.checkpoint_every`); `due` also says yes at a
+  population's last epoch, so 0 checkpoints only that one (halving, pbt). The engine's chunks
+  skip their last epoch: their results go to the journal instead (`save_chunk`).
   """
 
   def __init__(self, workdir, every=1):
