@@ -50,6 +50,28 @@ def test_importance_explains_when_it_cannot_be_computed():
       {'lr': 1.0}, '')
 
 
+def test_a_large_sweep_is_scored_on_a_seeded_sample_of_its_finished_trials(monkeypatch):
+  monkeypatch.setattr(importance, 'MAX_TRIALS', 20)
+  trials = synthetic(60)
+  trials[0]['status'], trials[1]['val_accuracy'] = 'diverged', float('nan')
+  fed = []
+  evaluate = optuna.importance.get_param_importances
+  monkeypatch.setattr(optuna.importance, 'get_param_importances',
+                      lambda study, **kw: fed.append(study) or evaluate(study, **kw))
+  scores, note = importance.importances(trials, SPECS, 'val_accuracy', 'max')
+  assert note == 'a random 20 of the 58 finished trials'
+  assert list(scores)[0] == 'lr' and sum(scores.values()) == pytest.approx(1.0)
+  assert importance.importances(trials, SPECS, 'val_accuracy', 'max') == (scores, note)
+  chosen = importance.sample(importance.finished(trials, 'val_accuracy'))
+  assert [t.params['lr'] for t in fed[0].trials] == [r['setting']['lr'] for r in chosen]
+  assert len(chosen) == 20 and trials[0] not in chosen and trials[1] not in chosen
+  assert importance.sample(trials[:20]) == trials[:20]
+  assert importance.importances(trials[2:], SPECS, 'val_accuracy', 'max', seed=1)[0] != scores
+  flat = [dict(r, val_accuracy=0.5) for r in trials[2:]]
+  assert importance.importances(flat, SPECS, 'val_accuracy', 'max')[1] == (
+      'every one of a random 20 of the 58 finished trials has val_accuracy=0.5')
+
+
 def test_distributions_follow_the_scale_each_spec_samples():
   lr = importance.distribution(SPECS['lr'])
   assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)

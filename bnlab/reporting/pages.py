@@ -35,7 +35,7 @@ class Page:
   """What a report shows of one sweep: its tables, text, and figures as (file name, title, PNG)."""
   sweep: sweepfiles.Sweep
   scores: dict
-  why_no_scores: str
+  importance_note: str  # Why there are no scores, or which trials they are of ('' all).
   images: list
 
 
@@ -82,12 +82,12 @@ def summary_rows(sweep):
 
 def make_page(sweep):
   """Computes the importance and draws every figure of one sweep."""
-  scores, why = importance.importances(sweep.results, sweep.specs, sweep.metric, sweep.mode)
+  scores, note = importance.importances(sweep.results, sweep.specs, sweep.metric, sweep.mode)
   metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
   images = []
   if scores:
     images.append(('importance.png', 'Importance chart',
-                   figures.importance_bars(scores)))
+                   figures.importance_bars(scores, note or 'the finished trials')))
   order = list(scores) or [f for f, s in specs.items() if s.is_numeric] + [
       f for f, s in specs.items() if not s.is_numeric]
   if len(order) >= 2 and figures.scored(results, metric):
@@ -100,7 +100,7 @@ def make_page(sweep):
              for f, s in specs.items()]
   images.append(('learning_curves.png', 'Learning curves',
                  figures.curves(results, metric, mode)))
-  return Page(sweep, scores, why, images)
+  return Page(sweep, scores, note, images)
 
 
 def img(data, title):
@@ -134,7 +134,8 @@ def html_body(page, images=True):
            html_table(*leaderboard_rows(sweep), 'leaderboard'),
            '<h3>Hyperparameter importance</h3>',
            html_table(['field', 'fANOVA importance'], _importance_rows(page))
-           if page.scores else f'<p>Not computed: {html.escape(page.why_no_scores)}.</p>']
+           + (f'<p>Over {html.escape(page.importance_note)}.</p>' if page.importance_note else '')
+           if page.scores else f'<p>Not computed: {html.escape(page.importance_note)}.</p>']
   if images:
     parts += [f'<h3>{html.escape(title)}</h3>' + img(data, title)
               for _, title, data in page.images]
@@ -159,7 +160,8 @@ def markdown(page):
            f'## Leaderboard (top {TOP} by {sweep.metric})', '',
            _md_table(*leaderboard_rows(sweep)), '', '## Hyperparameter importance', '',
            _md_table(['field', 'fANOVA importance'], _importance_rows(page))
-           if page.scores else f'Not computed: {page.why_no_scores}.', '']
+           + (f'\n\nOver {page.importance_note}.' if page.importance_note else '')
+           if page.scores else f'Not computed: {page.importance_note}.', '']
   parts += [f'## {title}\n\n![{title}]({PLOTS}/{name})\n' for name, title, _ in page.images]
   parts += ['## Config', '', '```json', json.dumps(sweep.config, indent=2), '```', '']
   return '\n'.join(parts)
