@@ -10,6 +10,7 @@ import time
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from orbax.checkpoint._src.path import atomicity
 import pytest
 
@@ -248,3 +249,21 @@ def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits
   jax.tree.map(np.testing.assert_array_equal, restored.run_epoch(data), original.run_epoch(data))
   assert engine.Population.create(configs, [0, 1], data, num_classes, seed=0).restore(
       checkpointer, 'no_such_rung') == ([], 0.0, None)
+
+
+def test_a_checkpoint_saved_compressed_by_an_earlier_bnlab_restores(config, digits, tmp_path):
+  """Before its saves went uncompressed, bnlab saved the state with Orbax's StandardSave (zstd)."""
+  data, num_classes = digits
+  configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
+  original = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  original.run_epoch(data)
+  meta = {'epoch': 1, 'history': [], 'seconds': 2.0, 'extra': None}
+  old = ocp.CheckpointManager(os.path.join(tmp_path, 'checkpoints', 'populations', 'chunk'),
+                              options=ocp.CheckpointManagerOptions(create=True))
+  old.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(original.state),
+                                      meta=ocp.args.JsonSave(meta)))
+  old.close()
+  restored = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  _, seconds, _ = restored.restore(checkpoint.SweepCheckpointer(str(tmp_path)), 'chunk')
+  assert (restored.epoch, seconds) == (1, 2.0)
+  jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)
