@@ -84,7 +84,7 @@ def importances(results, specs, metric, mode, seed=0):
   values = [r[metric] for r in used]
   if len(values) < MIN_TRIALS:
     return {}, f'{len(values)} finished trials; importance needs at least {MIN_TRIALS}'
-  note = f'a random {len(used)} of the {len(done)} finished trials' if used is not done else ''
+  note = f'a random {len(used)} of the {len(done)} finished trials' if len(used) < len(done) else ''
   if len(set(values)) == 1:
     who = f'every one of {note}' if note else 'every finished trial'
     return {}, f'{who} has {metric}={values[0]:.4g}'
