@@ -18,6 +18,7 @@ from bnlab import parallel
 from bnlab import report
 from bnlab import space
 from bnlab import strategies
+from bnlab import worker
 
 
 def prepare(config):
@@ -83,6 +84,8 @@ def run(config, workdir, overwrite=False):
   if checkpointer.is_complete():
     print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
     return None
+  if writer:
+    worker.start()  # The report's importance: its imports overlap the compile (bnlab/worker.py).
   engine.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
   data, num_classes = data_lib.load(config.dataset)
   max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,

@@ -12,6 +12,7 @@ import pytest
 
 from bnlab import monitor
 from bnlab import space
+from bnlab import worker
 from bnlab.reporting import figures
 from bnlab.reporting import importance
 from bnlab.reporting import sweepfiles
@@ -70,6 +71,16 @@ def test_a_large_sweep_is_scored_on_a_seeded_sample_of_its_finished_trials(monke
   flat = [dict(r, val_accuracy=0.5) for r in trials[2:]]
   assert importance.importances(flat, SPECS, 'val_accuracy', 'max')[1] == (
       'every one of a random 20 of the 58 finished trials has val_accuracy=0.5')
+
+
+def test_the_worker_process_computes_the_importance_as_this_one_does():
+  trials = synthetic(48)
+  here = importance.importances(trials, SPECS, 'val_accuracy', 'max')
+  there = worker.submit(importance.importances, trials, SPECS, 'val_accuracy', 'max')
+  assert there.result() == here and list(here[0])[0] == 'lr'
+  assert worker.submit(os.getpid).result() != os.getpid()
+  with pytest.raises(ValueError, match='invalid literal'):  # Its errors reach the caller.
+    worker.submit(int, 'x').result()
 
 
 def test_distributions_follow_the_scale_each_spec_samples():

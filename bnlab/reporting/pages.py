@@ -16,6 +16,7 @@ import time
 
 from bnlab import files
 from bnlab import report
+from bnlab import worker
 from bnlab.reporting import figures
 from bnlab.reporting import importance
 from bnlab.reporting import sweepfiles
@@ -82,8 +83,15 @@ def summary_rows(sweep):
 
 def make_page(sweep):
   """Computes the importance and draws every figure of one sweep."""
-  scores, note = importance.importances(sweep.results, sweep.specs, sweep.metric, sweep.mode)
   metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
+  # In the worker process, while the figures that do not need it are drawn here.
+  pending = worker.submit(importance.importances, results, specs, metric, mode)
+  rest = ([('parallel.png', 'Parallel coordinates', figures.parallel(results, specs, metric, mode))]
+          if specs else [])
+  rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
+           for f, s in specs.items()]
+  rest.append(('learning_curves.png', 'Learning curves', figures.curves(results, metric, mode)))
+  scores, note = pending.result()
   images = []
   if scores:
     images.append(('importance.png', 'Importance chart',
@@ -93,14 +101,7 @@ def make_page(sweep):
   if len(order) >= 2 and figures.scored(results, metric):
     images.append(('contour.png', f'{metric} over {order[0]} and {order[1]}',
                    figures.contour(results, specs, order[:2], metric, mode)))
-  if specs:
-    images.append(('parallel.png', 'Parallel coordinates',
-                   figures.parallel(results, specs, metric, mode)))
-  images += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
-             for f, s in specs.items()]
-  images.append(('learning_curves.png', 'Learning curves',
-                 figures.curves(results, metric, mode)))
-  return Page(sweep, scores, note, images)
+  return Page(sweep, scores, note, images + rest)
 
 
 def img(data, title):
