@@ -1,9 +1,13 @@
-"""A second process for the report's single-threaded Python: Optuna's fANOVA importance.
+"""A second process for the report's single-threaded Python: Optuna's fANOVA importance and
+the figures drawn from it (reporting.pages.importance_figures).
 
 `sweep.run` starts it once the config and workdir are checked, so that its imports (Optuna's
 fANOVA pulls in scikit-learn and scipy.stats, ~1.1 s) run on the core that the data loading
 and XLA's compile leave idle, and the report computes the importance there while it draws its
-figures here (BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does.
+other figures here (BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does.
+
+Like any spawned process it imports the main script again: a script that calls `sweep.run`
+does so under `if __name__ == '__main__':`, as launch.py and experiments/ do.
 """
 
 import atexit
@@ -13,7 +17,7 @@ import importlib
 import multiprocessing
 import os
 
-PRELOAD = ('bnlab.reporting.importance', 'optuna.importance')
+PRELOAD = ('bnlab.reporting.pages', 'optuna.importance')
 _pool = None
 
 

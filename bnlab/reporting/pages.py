@@ -81,17 +81,10 @@ def summary_rows(sweep):
   return rows
 
 
-def make_page(sweep):
-  """Computes the importance and draws every figure of one sweep."""
-  metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
-  # In the worker process, while the figures that do not need it are drawn here.
-  pending = worker.submit(importance.importances, results, specs, metric, mode)
-  rest = ([('parallel.png', 'Parallel coordinates', figures.parallel(results, specs, metric, mode))]
-          if specs else [])
-  rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
-           for f, s in specs.items()]
-  rest.append(('learning_curves.png', 'Learning curves', figures.curves(results, metric, mode)))
-  scores, note = pending.result()
+def importance_figures(results, specs, metric, mode):
+  """(scores, note, images): the importance, its chart and the contour over the two most
+  important fields (or the first two numeric ones)."""
+  scores, note = importance.importances(results, specs, metric, mode)
   images = []
   if scores:
     images.append(('importance.png', 'Importance chart',
@@ -101,6 +94,20 @@ def make_page(sweep):
   if len(order) >= 2 and figures.scored(results, metric):
     images.append(('contour.png', f'{metric} over {order[0]} and {order[1]}',
                    figures.contour(results, specs, order[:2], metric, mode)))
+  return scores, note, images
+
+
+def make_page(sweep):
+  """Computes the importance and draws every figure of one sweep: the importance's in the
+  worker process (bnlab/worker.py), the others here meanwhile."""
+  metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
+  pending = worker.submit(importance_figures, results, specs, metric, mode)
+  rest = ([('parallel.png', 'Parallel coordinates', figures.parallel(results, specs, metric, mode))]
+          if specs else [])
+  rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
+           for f, s in specs.items()]
+  rest.append(('learning_curves.png', 'Learning curves', figures.curves(results, metric, mode)))
+  scores, note, images = pending.result()
   return Page(sweep, scores, note, images + rest)
 
 
