@@ -16,12 +16,22 @@ import gc
 import importlib
 import multiprocessing
 import os
+import signal
+import threading
 
 PRELOAD = ('bnlab.reporting.pages', 'optuna.importance')
 _pool = None
 
 
+def _exit_with_parent():
+  multiprocessing.parent_process().join()  # Returns when the parent ends, however it ends.
+  os._exit(0)
+
+
 def _preload():
+  # A parent killed outright (SIGKILL, SIGTERM) never tells us to stop: do not outlive it.
+  threading.Thread(target=_exit_with_parent, daemon=True).start()
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # A terminal's Ctrl-C is the sweep's to handle.
   if hasattr(os, 'nice'):
     os.nice(10)  # Idle cycles first: the sweep's compile and training go before our imports.
   for name in PRELOAD:

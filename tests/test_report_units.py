@@ -4,6 +4,9 @@ import io
 import json
 import math
 import os
+import subprocess
+import sys
+import time
 import types
 
 import numpy as np
@@ -17,6 +20,7 @@ from bnlab.reporting import figures
 from bnlab.reporting import importance
 from bnlab.reporting import sweepfiles
 from configs import test as test_config
+from tests.conftest import ROOT
 
 SPECS = {'lr': space.parse('log_uniform(1e-4, 1e-1)'), 'noise': space.parse('uniform(0, 1)'),
          'b2': space.parse('one_minus_log_uniform(0.9, 0.9999)'),
@@ -81,6 +85,34 @@ def test_the_worker_process_computes_the_importance_as_this_one_does():
   assert worker.submit(os.getpid).result() != os.getpid()
   with pytest.raises(ValueError, match='invalid literal'):  # Its errors reach the caller.
     worker.submit(int, 'x').result()
+
+
+def _alive(pid):
+  """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+  try:
+    with open(f'/proc/{pid}/stat', encoding='ascii') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except FileNotFoundError:
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='reads /proc')
+def test_the_worker_process_does_not_outlive_a_killed_sweep(tmp_path):
+  script = ('import os\nfrom bnlab import worker\nif __name__ == "__main__":\n'
+            '  print(worker.submit(os.getpid).result(), flush=True)\n  input()\n')
+  with open(tmp_path / 'stderr', 'w') as stderr:  # Also the killed one's resource tracker's.
+    parent = subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=stderr, text=True)
+  line = parent.stdout.readline()
+  assert line.strip().isdigit(), (tmp_path / 'stderr').read_text()
+  child = int(line)
+  parent.kill()  # SIGKILL: no atexit, no shutdown message to the worker.
+  parent.wait()
+  for _ in range(600):
+    if not _alive(child):
+      return
+    time.sleep(0.05)
+  pytest.fail(f'worker {child} still runs 30 s after its parent was killed')
 
 
 def test_distributions_follow_the_scale_each_spec_samples():
