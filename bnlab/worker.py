@@ -7,7 +7,8 @@ and XLA's compile leave idle, and the report computes the importance there while
 other figures here (BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does.
 
 Like any spawned process it imports the main script again: a script that calls `sweep.run`
-does so under `if __name__ == '__main__':`, as launch.py and experiments/ do.
+does so under `if __name__ == '__main__':`, as launch.py and experiments/ do. Without one the
+worker cannot start, and the report computes everything in the sweep's process, with a warning.
 """
 
 import atexit
@@ -18,6 +19,8 @@ import multiprocessing
 import os
 import signal
 import threading
+
+from absl import logging
 
 PRELOAD = ('bnlab.reporting.pages', 'optuna.importance')
 _pool = None
@@ -48,9 +51,29 @@ def start():
         1, mp_context=multiprocessing.get_context('spawn'), initializer=_preload)
     _pool.submit(int)  # The process starts at its first task.
     atexit.register(_pool.shutdown)  # Before the interpreter's teardown, which it would trip.
+  return _pool
 
 
 def submit(fn, *args):
-  """fn(*args) in the worker: a Future of its result (or of its error)."""
-  start()
-  return _pool.submit(fn, *args)
+  """fn(*args) in the worker; returns a function that waits for its result (or raises its error).
+
+  Where the worker died (killed, or a script calling sweep.run without a main guard broke its
+  start), fn runs here instead when the result is asked for, and the next call starts a new one.
+  """
+  try:
+    future = start().submit(fn, *args)
+  except concurrent.futures.BrokenExecutor:
+    future = None
+
+  def result():
+    global _pool
+    try:
+      if future is not None:
+        return future.result()
+    except concurrent.futures.BrokenExecutor:
+      pass
+    logging.warning('the worker process died; %s runs here instead (a script that calls '
+                    "sweep.run does so under `if __name__ == '__main__':`)", fn.__name__)
+    _pool = None
+    return fn(*args)
+  return result

@@ -4,6 +4,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,10 +82,31 @@ def test_the_worker_process_computes_the_importance_as_this_one_does():
   trials = synthetic(48)
   here = importance.importances(trials, SPECS, 'val_accuracy', 'max')
   there = worker.submit(importance.importances, trials, SPECS, 'val_accuracy', 'max')
-  assert there.result() == here and list(here[0])[0] == 'lr'
-  assert worker.submit(os.getpid).result() != os.getpid()
+  assert there() == here and list(here[0])[0] == 'lr'
+  assert worker.submit(os.getpid)() != os.getpid()
   with pytest.raises(ValueError, match='invalid literal'):  # Its errors reach the caller.
-    worker.submit(int, 'x').result()
+    worker.submit(int, 'x')()
+
+
+def test_a_dead_worker_leaves_the_work_to_this_process():
+  os.kill(worker.submit(os.getpid)(), signal.SIGKILL)
+  assert worker.submit(os.getpid)() == os.getpid()  # The broken pool's call, computed here.
+  assert worker.submit(os.getpid)() != os.getpid()  # A new worker.
+
+
+def test_a_script_without_a_main_guard_still_gets_its_report(data_dir, tmp_path):
+  # The spawned worker runs such a script again, and fails to start: the report goes on here.
+  workdir = str(tmp_path / 'w')
+  (tmp_path / 'unguarded.py').write_text(
+      'from bnlab import sweep\nfrom configs import test\nconfig = test.get_config()\n'
+      f'config.dataset.data_dir = {data_dir!r}\nconfig.sweep.num_trials = 3\n'
+      f'config.train.epochs = 1\nsweep.run(config, {workdir!r})\n')
+  result = subprocess.run([sys.executable, str(tmp_path / 'unguarded.py')], cwd=ROOT,
+                          env={**os.environ, 'PYTHONPATH': ROOT}, capture_output=True,
+                          text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'importance_figures runs here instead' in result.stderr
+  assert os.path.exists(os.path.join(workdir, 'report.html'))
 
 
 def _alive(pid):
@@ -99,7 +121,7 @@ def _alive(pid):
 @pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='reads /proc')
 def test_the_worker_process_does_not_outlive_a_killed_sweep(tmp_path):
   script = ('import os\nfrom bnlab import worker\nif __name__ == "__main__":\n'
-            '  print(worker.submit(os.getpid).result(), flush=True)\n  input()\n')
+            '  print(worker.submit(os.getpid)(), flush=True)\n  input()\n')
   with open(tmp_path / 'stderr', 'w') as stderr:  # Also the killed one's resource tracker's.
     parent = subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=stderr, text=True)
