@@ -331,11 +331,15 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
   scalar = shaped((), jnp.int32)
 
   sample = shaped((1,) + x_shape[1:], x_dtype)
+  # A shared seed enters unbatched: the members' one initialization is drawn once and broadcast
+  # (the same numbers as drawing it per member, at a cost that does not grow with N).
+  init_seeds = member_seeds if own_seeds else scalar
   init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
-                          in_axes=(0, 0, None)),
-                 in_shardings=(members, members, replicated), out_shardings=members)
-  state = jax.eval_shape(init, hparams, member_seeds, sample)
-  init = init.lower(hparams, member_seeds, sample)
+                          in_axes=(0, 0 if own_seeds else None, None)),
+                 in_shardings=(members, members if own_seeds else replicated, replicated),
+                 out_shardings=members)
+  state = jax.eval_shape(init, hparams, init_seeds, sample)
+  init = init.lower(hparams, init_seeds, sample)
   epoch, block = _epoch_program(static, num_classes, state, num_members, own_seeds, mesh)
   epoch = jax.jit(epoch, donate_argnums=0,
                   in_shardings=(members,) + (replicated,) * 4 + (members if own_seeds else replicated,
@@ -380,13 +384,15 @@ class Population:
     own = member_seeds is not None
     mesh = parallel.member_mesh()
     programs = compile_programs(static, num_classes, len(configs), data_shapes(data), own, mesh)
-    seeds = np.asarray(member_seeds if own else [seed] * len(configs), np.int32)
-    hparams, placed_seeds = parallel.put((dynamic_hparams(configs), seeds),
-                                         parallel.member_sharding(mesh))
+    hparams = parallel.put(dynamic_hparams(configs), parallel.member_sharding(mesh))
+    if own:
+      seeds = parallel.put(np.asarray(member_seeds, np.int32), parallel.member_sharding(mesh))
+    else:
+      seeds = parallel.put(np.int32(seed), parallel.replicated(mesh))
     sample = parallel.put(data['x_train'][:1], parallel.replicated(mesh))
-    state = programs.init(hparams, placed_seeds, sample)
+    state = programs.init(hparams, seeds, sample)
     return cls(static, num_classes, np.asarray(trials), seed, state, programs,
-               member_seeds=seeds if own else None)
+               member_seeds=np.asarray(member_seeds, np.int32) if own else None)
 
   def run_epoch(self, data):
     """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""

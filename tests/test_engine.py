@@ -41,6 +41,22 @@ def test_a_trial_rerun_alone_reproduces_its_sweep_result(config, digits):
     np.testing.assert_allclose(sweep[2][metric], alone[0][metric], rtol=1e-5)
 
 
+def test_a_shared_seed_draws_the_same_initialization_as_per_member_seeds(config, digits):
+  # The shared seed's draw is made once and broadcast; each member's init_scale still applies.
+  data, num_classes = digits
+  configs = [space.with_overrides(config, {'model.init_scale': s}) for s in (1.0, 2.0, 4.0, 1.0)]
+  create = lambda seed, **kw: engine.Population.create(configs, [0, 1, 2, 3], data, num_classes,
+                                                       seed=seed, **kw)
+  shared, own = create(3), create(3, member_seeds=[3] * 4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+               jax.device_get(shared.state), jax.device_get(own.state))
+  kernel = np.asarray(shared.state.params['Dense_0']['kernel'])
+  np.testing.assert_allclose(kernel[1], np.sqrt(2) * kernel[0], rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(kernel[3], kernel[0])
+  other = np.asarray(create(4).state.params['Dense_0']['kernel'])
+  assert not np.allclose(other[0], kernel[0])
+
+
 def test_perturbing_one_member_leaves_the_others_bit_identical(config, digits):
   base, _ = train_population(_configs(config, [1e-3, 1e-2, 3e-2]), digits, epochs=2)
   perturbed, _ = train_population(_configs(config, [1e-3, 1e2, 3e-2]), digits, epochs=2)
