@@ -331,8 +331,9 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
   scalar = shaped((), jnp.int32)
 
   sample = shaped((1,) + x_shape[1:], x_dtype)
-  # A shared seed enters unbatched: the members' one initialization is drawn once and broadcast
-  # (the same numbers as drawing it per member, at a cost that does not grow with N).
+  # A shared seed enters unbatched: its draw is made once, and each member scales it by its own
+  # init_scale (the per-member draw's numbers, up to the last bit, at a cost that does not grow
+  # with N: the init ran 1.7 s at 1,024 members drawing per member, BENCHMARKS.md change 13).
   init_seeds = member_seeds if own_seeds else scalar
   init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
                           in_axes=(0, 0 if own_seeds else None, None)),
