@@ -334,19 +334,17 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
   # A shared seed enters unbatched: its draw is made once, and each member scales it by its own
   # init_scale (the per-member draw's numbers, up to the last bit, at a cost that does not grow
   # with N: the init ran 1.7 s at 1,024 members drawing per member, BENCHMARKS.md change 13).
-  init_seeds = member_seeds if own_seeds else scalar
+  seeds, seed_sharding = (member_seeds, members) if own_seeds else (scalar, replicated)
   init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
                           in_axes=(0, 0 if own_seeds else None, None)),
-                 in_shardings=(members, members if own_seeds else replicated, replicated),
-                 out_shardings=members)
-  state = jax.eval_shape(init, hparams, init_seeds, sample)
-  init = init.lower(hparams, init_seeds, sample)
+                 in_shardings=(members, seed_sharding, replicated), out_shardings=members)
+  state = jax.eval_shape(init, hparams, seeds, sample)
+  init = init.lower(hparams, seeds, sample)
   epoch, block = _epoch_program(static, num_classes, state, num_members, own_seeds, mesh)
   epoch = jax.jit(epoch, donate_argnums=0,
-                  in_shardings=(members,) + (replicated,) * 4 + (members if own_seeds else replicated,
-                                                                 replicated),
+                  in_shardings=(members,) + (replicated,) * 4 + (seed_sharding, replicated),
                   out_shardings=members)
-  epoch = epoch.lower(state, x, y, x_val, y_val, member_seeds if own_seeds else scalar, scalar)
+  epoch = epoch.lower(state, x, y, x_val, y_val, seeds, scalar)
   test = jax.jit(jax.vmap(functools.partial(evaluate_bn, static, num_classes),
                           in_axes=(0, None, None, None)),
                  in_shardings=(members,) + (replicated,) * 3, out_shardings=members)
@@ -385,24 +383,18 @@ class Population:
     own = member_seeds is not None
     mesh = parallel.member_mesh()
     programs = compile_programs(static, num_classes, len(configs), data_shapes(data), own, mesh)
+    member_seeds = np.asarray(member_seeds, np.int32) if own else None
     hparams = parallel.put(dynamic_hparams(configs), parallel.member_sharding(mesh))
-    if own:
-      seeds = parallel.put(np.asarray(member_seeds, np.int32), parallel.member_sharding(mesh))
-    else:
-      seeds = parallel.put(np.int32(seed), parallel.replicated(mesh))
     sample = parallel.put(data['x_train'][:1], parallel.replicated(mesh))
-    state = programs.init(hparams, seeds, sample)
+    state = programs.init(hparams, _placed_seeds(seed, member_seeds, mesh), sample)
     return cls(static, num_classes, np.asarray(trials), seed, state, programs,
-               member_seeds=np.asarray(member_seeds, np.int32) if own else None)
+               member_seeds=member_seeds)
 
   def run_epoch(self, data):
     """Trains every member one epoch; returns the epoch's metrics as host [N] arrays."""
     mesh = parallel.member_mesh()
     data = parallel.put(data, parallel.replicated(mesh))
-    if self.member_seeds is None:
-      seed = parallel.put(np.int32(self.seed), parallel.replicated(mesh))
-    else:  # Host [N] seeds (cheap to gather in take()), split over the devices like the state.
-      seed = parallel.put(self.member_seeds, parallel.member_sharding(mesh))
+    seed = _placed_seeds(self.seed, self.member_seeds, mesh)
     epoch = parallel.put(np.int32(self.epoch), parallel.replicated(mesh))
     self.state, metrics = self.programs.epoch(
         self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'], seed, epoch)
@@ -460,6 +452,14 @@ class Population:
     opt_state = self.state.opt_state._replace(hyperparams=as_array(hparams['optimizer']))
     self.state = self.state.replace(opt_state=opt_state,
                                     model_hparams=as_array(hparams['model']))
+
+
+def _placed_seeds(seed, member_seeds, mesh):
+  """The init and epoch programs' seed input: the shared `seed`, replicated, or the host [N]
+  `member_seeds` (cheap to gather in take()), split over the devices like the state."""
+  if member_seeds is None:
+    return parallel.put(np.int32(seed), parallel.replicated(mesh))
+  return parallel.put(member_seeds, parallel.member_sharding(mesh))
 
 
 @functools.cache
