@@ -35,15 +35,14 @@ def compile_seconds(static, num_classes, n, data, init_options):
   """{program: (cpu s, wall s)} of compiling init (with `init_options`), epoch and test."""
   from bnlab import engine  # pylint: disable=import-outside-toplevel
   hparams, seeds, scalar, d = _abstract_inputs(n, data)
-  sample = jax.ShapeDtypeStruct((1,) + d['x_train'].shape[1:], jnp.float32)
   init = jax.jit(jax.vmap(functools.partial(engine.init_member, static, num_classes,
                                             d['x_train'].shape[0]), in_axes=(0, 0, None)))
-  state = jax.eval_shape(init, hparams, seeds, sample)
+  state = jax.eval_shape(init, hparams, seeds, d['x_train'])
   epoch = jax.jit(jax.vmap(functools.partial(engine.epoch_and_eval, static, num_classes),
                            in_axes=(0,) + (None,) * 6), donate_argnums=0)
   test = jax.jit(jax.vmap(functools.partial(engine.evaluate, static, num_classes),
                           in_axes=(0, None, None)))
-  lowered = {'init': (init.lower(hparams, seeds, sample), init_options),
+  lowered = {'init': (init.lower(hparams, seeds, d['x_train']), init_options),
              'epoch': (epoch.lower(state, d['x_train'], d['y_train'], d['x_val'], d['y_val'],
                                    scalar, scalar), None),
              'test': (test.lower(state, d['x_test'], d['y_test']), None)}

@@ -103,11 +103,11 @@ def _keys(seed):
   return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)  # init, data order
 
 
-def init_member(static, num_classes, num_train, hparams, seed, sample):
+def init_member(static, num_classes, num_train, hparams, seed, x_train):
   """One member's initial state; `seed` picks the init (members share it by default)."""
   init_key, _ = _keys(seed)
   model = models.make_model(static.model, num_classes, hparams['model'])
-  variables = model.init(init_key, sample, train=False)
+  variables = model.init(init_key, x_train[:1], train=False)
   tx = optim.make_optimizer(static.optimizer, total_steps(static, num_train), hparams['optimizer'])
   return MemberState(
       params=variables['params'], batch_stats=variables.get('batch_stats', {}),
@@ -330,7 +330,6 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
   x_test, y_test = shaped(test_shape, x_dtype), shaped(test_shape[:1], jnp.int32)
   scalar = shaped((), jnp.int32)
 
-  sample = shaped((1,) + x_shape[1:], x_dtype)
   # A shared seed enters unbatched: its draw is made once, and each member scales it by its own
   # init_scale (the per-member draw's numbers, up to the last bit, at a cost that does not grow
   # with N: the init ran 1.7 s at 1,024 members drawing per member, BENCHMARKS.md change 13).
@@ -338,8 +337,8 @@ def compile_programs(static, num_classes, num_members, data_shapes, own_seeds=Fa
   init = jax.jit(jax.vmap(functools.partial(init_member, static, num_classes, x_shape[0]),
                           in_axes=(0, 0 if own_seeds else None, None)),
                  in_shardings=(members, seed_sharding, replicated), out_shardings=members)
-  state = jax.eval_shape(init, hparams, seeds, sample)
-  init = init.lower(hparams, seeds, sample)
+  state = jax.eval_shape(init, hparams, seeds, x)
+  init = init.lower(hparams, seeds, x)
   epoch, block = _epoch_program(static, num_classes, state, num_members, own_seeds, mesh)
   epoch = jax.jit(epoch, donate_argnums=0,
                   in_shardings=(members,) + (replicated,) * 4 + (seed_sharding, replicated),
@@ -385,8 +384,10 @@ class Population:
     programs = compile_programs(static, num_classes, len(configs), data_shapes(data), own, mesh)
     member_seeds = np.asarray(member_seeds, np.int32) if own else None
     hparams = parallel.put(dynamic_hparams(configs), parallel.member_sharding(mesh))
-    sample = parallel.put(data['x_train'][:1], parallel.replicated(mesh))
-    state = programs.init(hparams, _placed_seeds(seed, member_seeds, mesh), sample)
+    # The whole placed x_train, sliced inside the program: slicing it here would compile four
+    # small eager programs.
+    x_train = parallel.put(data['x_train'], parallel.replicated(mesh))
+    state = programs.init(hparams, _placed_seeds(seed, member_seeds, mesh), x_train)
     return cls(static, num_classes, np.asarray(trials), seed, state, programs,
                member_seeds=member_seeds)
 

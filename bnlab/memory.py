@@ -52,8 +52,7 @@ def member_bytes(config, num_classes, shapes):
   (x_shape, x_dtype) = shapes[0]
   hparams = _one_member_hparams(config)
   init = functools.partial(engine.init_member, static, num_classes, x_shape[0])
-  sample = jax.ShapeDtypeStruct((1,) + tuple(x_shape[1:]), x_dtype)
-  state = jax.eval_shape(init, hparams, 0, sample)
+  state = jax.eval_shape(init, hparams, 0, jax.ShapeDtypeStruct(tuple(x_shape), x_dtype))
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
   train = BACKWARD_FACTOR * _activation_bytes(static, num_classes, hparams, variables,
                                               tuple(x_shape[1:]), x_dtype,

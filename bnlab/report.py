@@ -136,28 +136,12 @@ def plot_metric_vs(path, field, spec, results, metric):
   save_png(fig, path)
 
 
-def plot_curves(path, results, metric, mode, top=5):
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  curve = metric if metric != 'test_accuracy' else 'val_accuracy'
-  for r in ranked(results, metric, mode)[:top]:
-    ax.plot([h['epoch'] for h in r['history']], [h[curve] for h in r['history']],
-            marker='.', label=f'trial {r["trial"]}')
-  ax.set_xlabel('epoch')
-  ax.set_ylabel(curve)
-  ax.set_title(f'learning curves of the top {top}')
-  ax.legend(fontsize=7)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  save_png(fig, path)
-
-
 def write_report(workdir, config, specs, results):
   """Writes results.csv, history.jsonl, best.json, best_config.py and plots/; returns the best."""
   metric, mode = config.sweep.metric, config.sweep.mode
   fields = list(specs)
   files.write_text(os.path.join(workdir, 'results.csv'), results_csv(results, fields))
   files.write_text(os.path.join(workdir, 'history.jsonl'), history_jsonl(results))
-  plot_curves(os.path.join(workdir, 'plots', 'curves.png'), results, metric, mode)
   from bnlab.reporting import pages  # pylint: disable=import-outside-toplevel (it imports us)
   pages.build(workdir)  # report.html, report.md and plots/ (metric_vs_<field>.png among them).
   ranking = ranked(results, metric, mode)

@@ -122,7 +122,7 @@ def _mlp_state(config, digits, **overrides):
   static = engine.static_config(space.with_overrides(config, overrides))
   hparams = jax.tree.map(lambda a: a[0], engine.dynamic_hparams([config]))
   state = engine.init_member(static, num_classes, data['x_train'].shape[0], hparams, 0,
-                             data['x_train'][:1])
+                             data['x_train'])
   return static, num_classes, state
 
 

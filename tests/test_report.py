@@ -90,8 +90,7 @@ def test_every_image_is_embedded_non_blank_and_linked_from_the_markdown(sweep_di
     page = Page(f.read())
   assert not page.errors and not page.stack
   fields = ['model.bn_momentum', 'optimizer.b1', 'optimizer.learning_rate']
-  expected = ['importance', 'contour', 'parallel'] + [f'metric_vs_{f}' for f in fields] + [
-      'learning_curves']
+  expected = ['importance', 'contour', 'parallel'] + [f'metric_vs_{f}' for f in fields] + ['curves']
   assert len(page.images) == len(expected)
   for uri in page.images:
     pixels = decode_png(uri)

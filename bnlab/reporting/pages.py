@@ -106,7 +106,7 @@ def make_page(sweep):
           if specs else [])
   rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
            for f, s in specs.items()]
-  rest.append(('learning_curves.png', 'Learning curves', figures.curves(results, metric, mode)))
+  rest.append(('curves.png', 'Learning curves', figures.curves(results, metric, mode)))
   scores, note, images = pending()
   return Page(sweep, scores, note, images + rest)
 
