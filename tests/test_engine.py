@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bnlab import data as data_lib
 from bnlab import engine
 from bnlab import models
 from bnlab import space
@@ -108,6 +109,31 @@ def test_train_trials_pads_chunks_and_returns_results_in_order(config, digits):
   assert all(r['status'] == 'ok' and len(r['history']) == config.train.epochs for r in results)
   alone = engine.train_trials(configs[2:], [9], data, num_classes, 0, max_parallel=2)
   np.testing.assert_allclose(results[2]['val_loss'], alone[0]['val_loss'], rtol=1e-5)
+
+
+def test_training_compiles_the_three_programs_and_nothing_else(config):
+  # Each eager op outside them (jnp.asarray, a slice of a device array) is an XLA compile of its
+  # own, 0.01-0.05 s each on CPU (BENCHMARKS.md, engine change 14).
+  compiled = []
+
+  def listen(event, seconds, fun_name='', **kwargs):
+    del seconds, kwargs
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiled.append(fun_name)
+
+  # Earlier tests may have compiled the same programs and eager ops already.
+  engine.compile_programs.cache_clear()
+  jax.clear_caches()
+  jax.extend.backend.clear_in_memory_compilation_cache()
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    data, num_classes = data_lib.load(config.dataset)
+    results = engine.train_trials(_configs(config, [1e-2, 3e-2]), [0, 1], data, num_classes, 0,
+                                  max_parallel=2)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  assert all(r['status'] == 'ok' for r in results)
+  assert len(compiled) == 3, compiled  # init, epoch and test
 
 
 def test_member_block_holds_the_block_bytes(monkeypatch):
