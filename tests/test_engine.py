@@ -1,6 +1,7 @@
 """The vmapped engine: a member equals its setting trained alone, members never leak."""
 
 import jax
+import jax.extend  # clear_in_memory_compilation_cache
 import jax.numpy as jnp
 import numpy as np
 import pytest
