@@ -159,3 +159,38 @@ def with_overrides(config, overrides):
       value = float(value)
     node[key] = value
   return config
+
+
+def _optuna_choice(value):
+  """A categorical value as Optuna stores it: tuples (widths) by their text."""
+  return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+
+
+def optuna_distribution(spec):
+  """The Optuna distribution of `spec`, on the scale the spec samples: log_uniform as a log
+  FloatDistribution, one_minus_log_uniform as a log FloatDistribution of 1 - x, int_uniform as
+  an IntDistribution, choice and grid as a categorical one. TPE, GP and the report's fANOVA
+  importance all see a space through this one mapping."""
+  import optuna  # pylint: disable=import-outside-toplevel  # Only the runs that use Optuna pay.
+  if not spec.is_numeric:
+    return optuna.distributions.CategoricalDistribution([_optuna_choice(v) for v in spec.args])
+  lo, hi = spec.args
+  if spec.kind == 'int_uniform':
+    return optuna.distributions.IntDistribution(lo, hi)
+  if spec.kind == 'one_minus_log_uniform':
+    return optuna.distributions.FloatDistribution(1 - hi, 1 - lo, log=True)
+  return optuna.distributions.FloatDistribution(lo, hi, log=spec.kind == 'log_uniform')
+
+
+def to_optuna(spec, value):
+  """A swept value as the Optuna parameter of `optuna_distribution(spec)`."""
+  if not spec.is_numeric:
+    return _optuna_choice(value)
+  return 1 - value if spec.kind == 'one_minus_log_uniform' else value
+
+
+def from_optuna(spec, param):
+  """The swept value of an Optuna parameter of `optuna_distribution(spec)`."""
+  if not spec.is_numeric:
+    return spec.args[[_optuna_choice(v) for v in spec.args].index(param)]
+  return 1 - param if spec.kind == 'one_minus_log_uniform' else param

@@ -1,0 +1,93 @@
+"""The leaf of bnlab: the user-error type, the typed trial record, the metrics, ranking, formatting.
+
+Every layer above speaks in `TrialRecord`s: the population loop makes them, strategies rank them,
+the writer turns them into results.csv and history.jsonl, and the report reads them back from
+those files. Nothing here imports anything of bnlab's, so every module may import it.
+"""
+
+import dataclasses
+import math
+from typing import Any, Iterable
+
+# The final metrics of a trial, in the column order of results.csv.
+METRICS = ('val_accuracy', 'val_loss', 'test_accuracy', 'train_loss')
+# The per-epoch metrics of a history row (and of a progress.jsonl row).
+SCALARS = ('train_loss', 'val_loss', 'val_accuracy')
+# What a sweep may select by (sweep.metric), with the mode that means better.
+SELECTABLE = {'val_accuracy': 'max', 'val_loss': 'min', 'train_loss': 'min'}
+# With model.bn_eval batch or precise: the same model scored with its running averages.
+RUNNING = ('val_loss_running', 'val_accuracy_running')
+
+OK, DIVERGED, PRUNED = 'ok', 'diverged', 'pruned'
+# Read back from progress.jsonl only: stopped before its last epoch, or done but not yet written.
+PARTIAL, TRAINED = 'partial', 'trained'
+
+# Config fields that change no result: a workdir may be resumed with other values of them.
+RESULT_NEUTRAL = ('train.checkpoint_every',)
+
+
+class ConfigError(ValueError):
+  """A user error in the config or the workdir: the message is one line for the terminal."""
+
+
+@dataclasses.dataclass
+class TrialRecord:
+  """One trial's outcome: its setting, status, final metrics and per-epoch history.
+
+  `metrics` holds METRICS (NaN where there is none: a diverged trial, a test not yet scored)
+  and any extra final numbers (RUNNING, the spread over seeds: `<metric>_std`, `_ci95`).
+  `extras` holds what a strategy adds (`seeds`, per-seed values, a rung), JSON-able.
+  """
+  trial: int
+  setting: dict[str, Any]
+  status: str
+  metrics: dict[str, float]
+  epochs: int
+  seconds: float = math.nan
+  diverged_epoch: int | None = None  # 1-based epoch a diverged trial blew up in.
+  history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def value(self, metric: str) -> float:
+    """The final value of `metric`, NaN where the trial has none."""
+    return float(self.metrics.get(metric, math.nan))
+
+  def scored(self, metric: str) -> bool:
+    """Whether the trial counts as a result for `metric`: not diverged, a finite value."""
+    return self.status != DIVERGED and math.isfinite(self.value(metric))
+
+  def to_json(self) -> dict[str, Any]:
+    """A JSON-able dict (tuples become lists; NaN stays NaN, which Python's json keeps)."""
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, data: dict[str, Any]) -> 'TrialRecord':
+    setting = {f: tuple(v) if isinstance(v, list) else v for f, v in data['setting'].items()}
+    return cls(**{**data, 'setting': setting})
+
+
+def ranked(records: Iterable[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
+  """Trials that count for `metric`, best first (ties keep their order); diverged never rank."""
+  scored = [r for r in records if r.scored(metric)]
+  return sorted(scored, key=lambda r: r.value(metric), reverse=(mode == 'max'))
+
+
+def oriented(value: float, mode: str) -> float:
+  """`value` turned so that higher is better."""
+  return value if mode == 'max' else -value
+
+
+def fmt(value: Any) -> str:
+  """A value as a table cell: floats to 4 significant digits (NaN empty), tuples without spaces."""
+  if isinstance(value, float):
+    return '' if not math.isfinite(value) else f'{value:.4g}'
+  return str(value).replace(' ', '')
+
+
+def jsonable(value: Any) -> Any:
+  """A value for a JSON file: tuples as lists, non-finite floats as null, numpy scalars as Python."""
+  if hasattr(value, 'item') and not isinstance(value, (list, tuple, dict)):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return list(value) if isinstance(value, tuple) else value
