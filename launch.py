@@ -20,6 +20,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from bnlab import records
+
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/sweep.py', 'Config file.')
 _WORKDIR = flags.DEFINE_string(
     'workdir', '', 'Output folder, local or gs://BUCKET/PATH; default runs/<config file stem>.')
@@ -49,6 +51,10 @@ def parse_flags(argv):
     key, _, hint = str(e).partition('\n')
     key = key.strip('"\'')
     names = [a.split('=')[0] for a in argv if a.split('=')[0].endswith(f'.{key}')]
+    renamed = [n.removeprefix('--config.') for n in names
+               if n.removeprefix('--config.') in records.RENAMED]
+    if renamed:
+      fail(records.renamed_message(renamed[0]))
     fail(f'{names[0] if names else key}: the config has no field {key!r}'
          + (f' ({hint.strip()})' if hint else ''))
 
@@ -86,7 +92,7 @@ def main(argv):
   except checks.ConfigError as e:
     fail(e)
   gc.freeze()  # Nor at the exit, which would collect what the process's end frees anyway.
-  if results and all(r['status'] == 'diverged' for r in results):
+  if results and all(r.status == records.DIVERGED for r in results):
     sys.exit(1)
 
 

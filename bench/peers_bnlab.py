@@ -6,9 +6,9 @@
     python -m bench.peers_bnlab --system=matmul_peak
 
 `bnlab_steady` builds the sweep exactly as launch.py does (`sweep.prepare`, `data.load`) and
-drives an `engine.Population`: the compile seconds, then every epoch's seconds (the first one
-after compiling is dropped from the median). bnlab has no per-step Python loop mode: its epoch
-is one `lax.scan`. `bnlab_per_step` builds one by jitting the vmapped `engine.train_step` and
+drives a `population.Population`: the compile seconds, then every epoch's seconds (the first
+one after compiling is dropped from the median). bnlab has no per-step Python loop mode: its epoch
+is one `lax.scan`. `bnlab_per_step` builds one by jitting the vmapped `member.train_step` and
 calling it from Python per batch, which measures what the scan saves. `matmul_peak` is the
 practical peak the MFU is measured against: a 2048x2048 f32 matmul under XLA.
 """
@@ -45,20 +45,23 @@ def matmul_peak(repeats=20):
 
 def _population(spec, data_dir, n):
   from bnlab import data as data_lib  # pylint: disable=import-outside-toplevel
-  from bnlab import engine  # pylint: disable=import-outside-toplevel
-  from bnlab import sweep  # pylint: disable=import-outside-toplevel
+  from bnlab import member  # pylint: disable=import-outside-toplevel
   from bnlab import parallel  # pylint: disable=import-outside-toplevel
-  _, _, configs = sweep.prepare(common.bnlab_config(spec, data_dir, n))
+  from bnlab import population as population_lib  # pylint: disable=import-outside-toplevel
+  from bnlab import programs as programs_lib  # pylint: disable=import-outside-toplevel
+  settings, configs = common.trial_configs(common.bnlab_config(spec, data_dir, n))
   data, num_classes = data_lib.load(configs[0].dataset)
   cpu = time.process_time()
   # The programs Population.create takes from compile_programs' cache: its arguments exactly.
-  programs = engine.compile_programs(engine.static_config(configs[0]), num_classes, n,
-                                     engine.data_shapes(data), False, parallel.member_mesh())
+  member_spec = member.make_spec(member.static_config(configs[0]), num_classes,
+                                 data['x_train'].shape[0])
+  programs = programs_lib.compile_programs(member_spec, n, programs_lib.data_shapes(data), False,
+                                           parallel.member_mesh())
   # CPU seconds of the compile alone (all threads; not the init program's run, which grows
   # with N): steadier than wall seconds on a shared machine.
   compile_cpu = time.process_time() - cpu
-  population = engine.Population.create(configs, list(range(n)), data, num_classes,
-                                        common.SEED)
+  population = population_lib.Population.create(configs, settings, list(range(n)), data,
+                                                num_classes, common.SEED)
   jax.block_until_ready(population.state)
   assert population.programs is programs, 'Population.create compiled again: match its call'
   return population, data, num_classes, compile_cpu
@@ -89,16 +92,15 @@ def steady(spec, data_dir, n):
 
 def per_step(spec, data_dir, n):
   """The same members driven one jitted vmapped step per Python call (no scan): epoch seconds."""
-  from bnlab import engine  # pylint: disable=import-outside-toplevel
+  from bnlab import member  # pylint: disable=import-outside-toplevel
   population, data, num_classes, _ = _population(spec, data_dir, n)
   x, y = data['x_train'], data['y_train']
-  step = jax.jit(jax.vmap(functools.partial(engine.train_step, population.static, num_classes,
-                                            x.shape[0]), in_axes=(0, None, None)),
-                 donate_argnums=0)
+  step = jax.jit(jax.vmap(functools.partial(member.train_step, population.spec),
+                          in_axes=(0, None, None)), donate_argnums=0)
   state, epoch_seconds = population.state, []
   for epoch in range(spec['epochs']):
     start = time.perf_counter()
-    order = np.asarray(engine.epoch_order(common.SEED, epoch, x.shape[0], common.BATCH_SIZE))
+    order = np.asarray(member.epoch_order(common.SEED, epoch, x.shape[0], common.BATCH_SIZE))
     for idx in order:
       state, loss = step(state, x[idx], y[idx])
     float(loss.mean())  # One host sync per epoch, as the scan program has.

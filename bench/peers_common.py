@@ -78,6 +78,18 @@ def settings(n):
   return [(t['optimizer.learning_rate'], t['optimizer.b2']) for t in trials]
 
 
+def trial_configs(config):
+  """The random sweep of `config` as launch.py trains it: (settings, trial configs).
+
+  `sweep.prepare` checks the config and parses its space; the random strategy then draws trial
+  i from (config.seed, i) (bnlab/strategies/random_search.py), which is what this repeats."""
+  from bnlab import space  # pylint: disable=import-outside-toplevel
+  from bnlab import sweep  # pylint: disable=import-outside-toplevel
+  specs = sweep.prepare(config)
+  trials = space.random_trials(specs, config.seed, config.sweep.num_trials)
+  return trials, [space.with_overrides(config, t) for t in trials]
+
+
 def npz_path(cache_dir, dataset):
   return os.path.join(cache_dir, f'{dataset}.npz')
 

@@ -187,7 +187,7 @@ def peers_section(info, records, args):
            'Dense layers, backward twice that, plus the epoch\'s validation forward; BN, ReLU, '
            'softmax and Adam not counted) × N / the steady-state epoch seconds (median epoch '
            'after the first, in process) / the peak above. *per-step* drives the same vmapped '
-           '`engine.train_step` from Python one batch per call instead of the epoch\'s '
+           '`member.train_step` from Python one batch per call instead of the epoch\'s '
            '`lax.scan` (bnlab has no such mode; it excludes the validation pass).',
            '- peak RSS is the whole process\'s (wait4 of the child).']
   sizes = sorted({r['n'] for r in records if r['n']})

@@ -1,4 +1,4 @@
-"""How the engine scales with the member count N and the device count: members/s and compile s.
+"""How bnlab scales with the member count N and the device count: members/s and compile s.
 
     python bench/scaling.py                          # N = 8 ... 4096 on 1 and 4 forced CPU devices
     python bench/scaling.py --members=8,64 --devices=1,2 --repeats=2 --out=''   # short, no file
@@ -6,9 +6,10 @@
 One fresh process per device count (XLA_FLAGS=--xla_force_host_platform_device_count=D must be
 set before JAX starts; on a GPU or TPU host `--devices=0` means the real devices, unforced). In it,
 for each N: N random settings of one bucket (an MLP with batch norm on digits, learning rate
-log-uniform) -> `engine.Population.create` (compile seconds of the init/epoch/test programs, from
-`Programs.compile_seconds`), one warm-up epoch, then `--repeats` timed epochs (train + validation
-inside one program); the median gives members/s (member-epochs per second) and member-steps/s.
+log-uniform) -> `population.Population.create` (compile seconds of the init/epoch/test programs,
+from `Programs.compile_seconds`), one warm-up epoch, then `--repeats` timed epochs (train +
+validation inside one program); the median gives members/s (member-epochs per second) and
+member-steps/s.
 The "## Scaling" section of --out is replaced (the file is created with a header if absent);
 other sections are kept.
 """
@@ -58,16 +59,16 @@ def bench_config(args, num_members):
 
 def measure(args, num_members):
   """One N in this process: compile seconds and the timed epochs of one population."""
+  from bench import peers_common  # pylint: disable=import-outside-toplevel
   from bnlab import data as data_lib  # pylint: disable=import-outside-toplevel
-  from bnlab import engine  # pylint: disable=import-outside-toplevel
-  from bnlab import sweep  # pylint: disable=import-outside-toplevel
+  from bnlab import population as population_lib  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
   config = bench_config(args, num_members)
-  _, _, configs = sweep.prepare(config)
+  settings, configs = peers_common.trial_configs(config)
   data, num_classes = data_lib.load(config.dataset)
   cpu_start = time.process_time()
-  population = engine.Population.create(configs, list(range(num_members)), data, num_classes,
-                                        config.seed)
+  population = population_lib.Population.create(configs, settings, list(range(num_members)),
+                                                data, num_classes, config.seed)
   compile_cpu = time.process_time() - cpu_start
   seconds, cpu = [], []
   for _ in range(args.repeats + 1):

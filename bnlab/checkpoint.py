@@ -6,7 +6,7 @@ Everything lives under `<workdir>/checkpoints/`:
                                   (parameters, batch_stats, optimizer states with their per-member
                                   hyperparameters, divergence flags) and JSON metadata (epoch,
                                   history so far, seconds, the caller's own state)
-    journal/<key>.json            the result dicts of a finished chunk of trials
+    journal/<key>.json            the TrialRecords of a finished chunk of trials
     complete.json                 written last: the sweep is done, a rerun has nothing to do
 
 Orbax writes a checkpoint into a temporary folder and renames it when finished, and the JSON
@@ -25,17 +25,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from bnlab import checks
 from bnlab import files
 from bnlab import parallel
-
-
+from bnlab import records
 
 def chunk_key(configs, trial_ids, seed):
   """A stable name for a chunk of trials: its members' configs, trial ids and seed."""
   def trial_dict(config):
     tree = config.to_dict()
-    for field in checks.RESULT_NEUTRAL:
+    for field in records.RESULT_NEUTRAL:
       section, key = field.split('.')
       tree[section].pop(key, None)
     return tree
@@ -68,7 +66,7 @@ class SweepCheckpointer:
   """Saves and restores a sweep's state under `<workdir>/checkpoints`; see the module doc.
 
   `every` is the cadence in epochs (`train.checkpoint_every`); `due` also says yes at a
-  population's last epoch, so 0 checkpoints only that one (halving, pbt). The engine's chunks
+  population's last epoch, so 0 checkpoints only that one (halving, pbt). Lists of trials' chunks
   skip their last epoch: their results go to the journal instead (`save_chunk`).
   """
 
@@ -127,16 +125,17 @@ class SweepCheckpointer:
   def _journal_path(self, key):
     return os.path.join(self.root, 'journal', f'{key}.json')
 
-  def load_chunk(self, key):
-    """The results of a finished chunk, or None if it has not finished."""
+  def load_chunk(self, key: str) -> list[records.TrialRecord] | None:
+    """The records of a finished chunk, or None if it has not finished."""
     path = self._journal_path(key)
     if not files.exists(path):
       return None
-    return json.loads(files.read_text(path))  # NaN metrics of diverged members round-trip as NaN.
+    # NaN metrics of diverged members round-trip as NaN.
+    return [records.TrialRecord.from_json(r) for r in json.loads(files.read_text(path))]
 
-  def save_chunk(self, key, results):
-    if parallel.is_writer():  # Every process holds the same results; Orbax saves are collective.
-      files.write_text(self._journal_path(key), json.dumps(results))
+  def save_chunk(self, key: str, done: list[records.TrialRecord]) -> None:
+    if parallel.is_writer():  # Every process holds the same records; Orbax saves are collective.
+      files.write_text(self._journal_path(key), json.dumps([r.to_json() for r in done]))
 
   def is_complete(self):
     return files.exists(os.path.join(self.root, 'complete.json'))

@@ -10,10 +10,13 @@ from bnlab import data as data_lib
 from bnlab import files
 from bnlab import models
 from bnlab import optim
+from bnlab import records
 from bnlab import space
 from bnlab import strategies
+from bnlab import validate
 
-METRICS = {'val_accuracy': 'max', 'val_loss': 'min', 'train_loss': 'min'}
+ConfigError = records.ConfigError
+METRICS = records.SELECTABLE
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 BN_EVALS = ('running', 'batch', 'precise')
 OFFLINE_DATASETS = ('digits', 'fashion_mnist')
@@ -31,24 +34,7 @@ INTERVALS = {
     'model.bn_epsilon': (0, math.inf, True, False),
     'model.init_scale': (0, math.inf, False, False),
 }
-# Fields that change no result: a workdir may be resumed with other values of them.
-RESULT_NEUTRAL = ('train.checkpoint_every',)
-
-
-class ConfigError(ValueError):
-  """A user error in the config: the message is one line for the terminal."""
-
-
-def _choice(config, field, valid):
-  value = space.get_field(config, field)
-  if value not in valid:
-    raise ConfigError(f'{field}={value!r} is not one of: {", ".join(map(str, valid))}')
-
-
-def _positive(config, field, minimum=1, kind=int):
-  value = space.get_field(config, field)
-  if not isinstance(value, kind) or value < minimum:
-    raise ConfigError(f'{field}={value!r} must be a {kind.__name__} >= {minimum}')
+_choice, _positive = validate.choice, validate.positive
 
 
 def check_trial(config):
@@ -69,17 +55,7 @@ def check_trial(config):
   _positive(config, 'train.epochs')
   _positive(config, 'train.checkpoint_every', minimum=0)
   for field, bounds in INTERVALS.items():
-    _within(config, field, *bounds)
-
-
-def _within(config, field, low, high, low_in, high_in):
-  value = space.get_field(config, field)
-  numeric = isinstance(value, (int, float))
-  above = numeric and (value >= low if low_in else value > low)
-  below = numeric and (value <= high if high_in else value < high)
-  if not (above and below):
-    interval = f'{"[" if low_in else "("}{low}, {high}{"]" if high_in else ")"}'
-    raise ConfigError(f'{field}={value!r} must lie in {interval}')
+    validate.within(config, field, *bounds)
 
 
 def _check_norm(config):
@@ -109,28 +85,18 @@ def check_sweep(config):
     raise ConfigError(f'dataset.val_fraction={config.dataset.val_fraction!r} must lie in (0, 1)')
   try:
     specs = space.parse_space(config.sweep.space)
-    if config.sweep.strategy == 'grid':
-      space.grid_trials(specs)  # Raises on a spec that is not grid(...).
   except space.SpecError as e:
     raise ConfigError(str(e)) from None
   for field, spec in specs.items():
-    if not has_field(config, field):
+    if not validate.has_field(config, field):
       raise ConfigError(f'sweep.space.{field}: the config has no field {field}; sweep a field '
                         'that configs/default.py defines')
-    current = space.get_field(config, field)
+    current = validate.get_field(config, field)
     if spec.is_numeric and not isinstance(current, (int, float)):
       raise ConfigError(f'sweep.space.{field}: {spec.kind} is numeric but {field} is '
                         f'{type(current).__name__}; use choice(...)')
   check_strategy(config, specs)
   return specs
-
-
-def has_field(config, field):
-  try:
-    value = space.get_field(config, field)
-  except (KeyError, TypeError):
-    return False
-  return not hasattr(value, 'items')  # A section is not a field.
 
 
 def check_dataset(config):
@@ -156,7 +122,7 @@ def check_space_values(config, specs):
       try:
         check_trial(space.with_overrides(config, {field: value}))
       except TypeError:
-        current = space.get_field(config, field)
+        current = validate.get_field(config, field)
         raise ConfigError(f'{where}: {value!r} is not a {type(current).__name__} like '
                           f'{field}={current!r}') from None
       except ConfigError as e:
@@ -172,6 +138,8 @@ def check_fields(config):
   for field in space.flat_fields(config):
     if field.startswith('sweep.space.'):
       continue
+    if field in records.RENAMED:
+      raise ConfigError(records.renamed_message(field))
     node, parts = known, field.split('.')
     for depth, part in enumerate(parts):
       if not hasattr(node, 'items') or part not in node:
@@ -206,48 +174,18 @@ def check_workdir(config, workdir):
   new = space.flat_fields(json.loads(config.to_json_best_effort()))
   missing = '<absent>'
   for field in list(new) + [f for f in old if f not in new]:
-    if field not in RESULT_NEUTRAL and old.get(field, missing) != new.get(field, missing):
+    if field not in records.RESULT_NEUTRAL and old.get(field, missing) != new.get(field, missing):
       raise ConfigError(
           f'workdir {workdir} holds a sweep of another config: {field} was '
           f'{old.get(field, missing)!r}, now {new.get(field, missing)!r}; rerun with '
           '--overwrite to start afresh, or choose another --workdir')
 
 
-def _fraction(config, field, upper=1.0, closed_low=False):
-  value = space.get_field(config, field)
-  low_ok = value >= 0 if closed_low else value > 0
-  if not isinstance(value, (int, float)) or not low_ok or value > upper:
-    raise ConfigError(f'{field}={value!r} must lie in {"[" if closed_low else "("}0, {upper}]')
-
-
 def check_strategy(config, specs):
-  """The strategy's own fields, and whether the space gives it something to search."""
+  """The strategy's own section (its module's check), and whether the space gives it something
+  to search."""
   strategy = config.sweep.strategy
   _positive(config, 'sweep.seeds')
   if strategy in strategies.SEARCHING and not specs:
     raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
-  if strategy == 'coarse_to_fine':
-    _positive(config, 'sweep.rounds')
-    _fraction(config, 'sweep.top_fraction')
-  if strategy == 'halving':
-    _positive(config, 'sweep.eta', minimum=2)
-    _positive(config, 'sweep.min_epochs')
-    if config.sweep.min_epochs > config.train.epochs:
-      raise ConfigError(f'sweep.min_epochs={config.sweep.min_epochs!r} must be <= '
-                        f'train.epochs={config.train.epochs!r}')
-  if strategy == 'pbt':
-    _positive(config, 'sweep.pbt_interval')
-    _fraction(config, 'sweep.pbt_quantile', upper=0.5)
-    _fraction(config, 'sweep.pbt_resample', closed_low=True)
-    if not any(f in strategies.pbt.EXPLORED for f in specs):
-      raise ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
-                        'hyperparameter, one of: ' + ', '.join(strategies.pbt.EXPLORED))
-  if strategy in ('halving', 'pbt') and config.sweep.seeds != 1:
-    raise ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy={strategy!r} '
-                      'takes seeds=1')
-  if strategy == 'tpe':
-    _positive(config, 'sweep.batch_size')
-    for field, spec in specs.items():
-      if spec.kind == 'grid':
-        raise ConfigError(f'sweep.space.{field}={spec.kind}(...): sweep.strategy=\'tpe\' '
-                          'takes no grid specs; use choice(...)')
+  strategies.STRATEGIES[strategy].check(config, specs)

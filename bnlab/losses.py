@@ -1,6 +1,6 @@
 """Softmax, one-hot and categorical cross-entropy from their formulas, with the hand gradient.
 
-The engine trains with optax's fused `softmax_cross_entropy_with_integer_labels`; these are the
+The member layer trains with optax's fused `softmax_cross_entropy_with_integer_labels`; these are the
 course's derivation written out, and the tests prove the two agree (values and gradients).
 
 For logits z of one example over C classes and a one-hot label y:

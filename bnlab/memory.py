@@ -20,9 +20,9 @@ from absl import logging
 import jax
 import numpy as np
 
-from bnlab import checks
-from bnlab import engine
-from bnlab import models
+from bnlab import member
+from bnlab import programs
+from bnlab import records
 
 ACCELERATOR_SHARE = 0.9  # Of the device's bytes_limit: leave room for XLA's own scratch.
 HOST_SHARE = 0.5  # Of physical RAM on CPU, which the OS and the input pipeline share.
@@ -30,12 +30,12 @@ BACKWARD_FACTOR = 2  # Forward activations are kept for the backward pass, which
 
 
 def _one_member_hparams(config):
-  return jax.tree.map(lambda a: a[0], engine.dynamic_hparams([config]))
+  return jax.tree.map(lambda a: a[0], member.dynamic_hparams([config]))
 
 
-def _activation_bytes(static, num_classes, hparams, variables, example_shape, dtype, batch):
+def _activation_bytes(spec, hparams, variables, example_shape, dtype, batch):
   """Bytes of every layer's output for one batch of `batch` examples (shapes only)."""
-  model = models.make_model(static.model, num_classes, hparams['model'])
+  model = spec.make_model(hparams['model'])
   x = jax.ShapeDtypeStruct((batch,) + example_shape, dtype)
 
   def forward(variables, x):
@@ -43,23 +43,22 @@ def _activation_bytes(static, num_classes, hparams, variables, example_shape, dt
                            mutable=['batch_stats', 'intermediates'])
     return state['intermediates']
 
-  return engine.tree_bytes(jax.eval_shape(forward, variables, x))
+  return programs.tree_bytes(jax.eval_shape(forward, variables, x))
 
 
 def member_bytes(config, num_classes, shapes):
   """{state, gradients, activations, total}: bytes one member of `config`'s bucket needs."""
-  static = engine.static_config(config)
   (x_shape, x_dtype) = shapes[0]
+  spec = member.make_spec(member.static_config(config), num_classes, x_shape[0])
   hparams = _one_member_hparams(config)
-  init = functools.partial(engine.init_member, static, num_classes, x_shape[0])
+  init = functools.partial(member.init_member, spec)
   state = jax.eval_shape(init, hparams, 0, jax.ShapeDtypeStruct(tuple(x_shape), x_dtype))
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  train = BACKWARD_FACTOR * _activation_bytes(static, num_classes, hparams, variables,
-                                              tuple(x_shape[1:]), x_dtype,
-                                              static.train.batch_size)
-  evaluation = _activation_bytes(static, num_classes, hparams, variables, tuple(x_shape[1:]),
-                                 x_dtype, min(engine.EVAL_CHUNK, shapes[2][0][0]))
-  sizes = {'state': engine.tree_bytes(state), 'gradients': 2 * engine.tree_bytes(state.params),
+  train = BACKWARD_FACTOR * _activation_bytes(spec, hparams, variables, tuple(x_shape[1:]),
+                                              x_dtype, spec.static.train.batch_size)
+  evaluation = _activation_bytes(spec, hparams, variables, tuple(x_shape[1:]), x_dtype,
+                                 min(member.EVAL_CHUNK, shapes[2][0][0]))
+  sizes = {'state': programs.tree_bytes(state), 'gradients': 2 * programs.tree_bytes(state.params),
            'activations': max(train, evaluation)}
   sizes['total'] = sum(sizes.values())
   return sizes
@@ -80,19 +79,19 @@ def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):
 
   The budget is one device's: a program's members are split evenly over every device (the data
   replicated on each), so the fit is per device times the device count, rounded down to a
-  multiple of it (engine.member_limit).
+  multiple of it (programs.member_limit).
 
-  Raises checks.ConfigError when a bucket cannot fit even MIN_MEMBERS members (the smallest
-  program the engine builds), or when a batch is larger than the training split.
+  Raises records.ConfigError when a bucket cannot fit even MIN_MEMBERS members (the smallest
+  program bnlab builds), or when a batch is larger than the training split.
   """
   budget = device_budget() if budget is None else budget
   data_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes)
   num_train = shapes[0][0][0]
   fit = max_parallel
-  for bucket in engine.buckets(configs):
+  for bucket in member.buckets(configs):
     config = configs[bucket[0]]
     if config.train.batch_size > num_train:
-      raise checks.ConfigError(f'train.batch_size={config.train.batch_size} is larger than the '
+      raise records.ConfigError(f'train.batch_size={config.train.batch_size} is larger than the '
                                f'{num_train} training examples of {config.dataset.name}')
     sizes = member_bytes(config, num_classes, shapes)
     members = (budget - data_bytes) // sizes['total']
@@ -101,13 +100,13 @@ def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):
                  sizes['total'] / 2**20, sizes['state'] / 2**20, sizes['gradients'] / 2**20,
                  sizes['activations'] / 2**20, tuple(config.model.widths),
                  config.train.batch_size, budget / 2**30, max(members, 0))
-    if members < engine.MIN_MEMBERS:
-      raise checks.ConfigError(
+    if members < programs.MIN_MEMBERS:
+      raise records.ConfigError(
           f'model.widths={tuple(config.model.widths)} with train.batch_size='
-          f'{config.train.batch_size}: {engine.MIN_MEMBERS} members need '
-          f'{engine.MIN_MEMBERS * sizes["total"] / 2**30:.2f} GiB but the device has '
+          f'{config.train.batch_size}: {programs.MIN_MEMBERS} members need '
+          f'{programs.MIN_MEMBERS * sizes["total"] / 2**30:.2f} GiB but the device has '
           f'{max(budget - data_bytes, 0) / 2**30:.2f} GiB for members; use a smaller model or batch')
     fit = min(fit, members * jax.device_count())
-  fit = engine.member_limit(fit)
+  fit = programs.member_limit(fit)
   logging.info('memory: up to %d members per program (sweep.max_parallel=%d)', fit, max_parallel)
   return int(fit)

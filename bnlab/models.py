@@ -1,5 +1,8 @@
 """Flax linen models with the normalization injected: Dense/Conv -> norm -> activation.
 
+Norms live in one registry, `NORMS`: each entry builds its layer as a factory (a
+`functools.partial` of the Flax module, as Flax's `examples/imagenet/models.py` passes its
+norm), says whether it keeps running averages, and checks the model section it is used in.
 Normalization hyperparameters (BN momentum and epsilon) and the init scale are module fields that
 may be traced values, so they can differ per member of a vmapped sweep. `batch_scratch` is
 bnlab's own batch norm: the pure functions of `bnlab.norms` behind a `jax.custom_vjp` whose
@@ -7,25 +10,26 @@ backward pass is the hand-derived one, with Flax BatchNorm's parameter and `batc
 """
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from bnlab import norms
+from bnlab.records import ConfigError
 
 ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'tanh': nn.tanh}
-NORMS = ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none')
-BATCH_NORMS = ('batch', 'batch_scratch')  # The norms that keep running averages.
 
 
-def kernel_init(scale):
+def kernel_init(scale: Any) -> Callable:
   """Fan-in truncated normal with variance scale/fan_in (1 = LeCun, 2 = He); scale may be traced."""
   return nn.initializers.variance_scaling(scale, 'fan_in', 'truncated_normal')
 
 
-def conv_layer(width, size, strides, *, bias, init_scale):
+def conv_layer(width: int, size: int, strides: int, *, bias: bool,
+               init_scale: Any) -> nn.Conv:
   """A size x size convolution ('SAME' padding); no bias before a norm that has its own beta."""
   return nn.Conv(width, (size, size), (strides, strides), use_bias=bias,
                  kernel_init=kernel_init(init_scale))
@@ -80,11 +84,104 @@ class ScratchBatchNorm(nn.Module):
     return scratch_batch_norm(x, gamma, beta, self.epsilon)
 
 
-class Norm(nn.Module):
-  """The normalization layer named by `kind`, over the features (last axis).
+# A norm layer's factory: called with no arguments it gives a fresh layer, x -> normalized x.
+LayerDef = Callable[[], Callable[[jax.Array], jax.Array]]
 
-  Layer norm takes all of an example's values (features and pixels), so one group of group norm
-  is layer norm and one channel per group is instance norm.
+
+def _identity(x: jax.Array) -> jax.Array:
+  return x
+
+
+# Every factory takes the same keywords (train, momentum, epsilon, groups, ndim: the rank of the
+# input) and ignores those it has no use for, so Norm builds any of them with one call.
+def _batch(*, train, momentum, epsilon, **_) -> LayerDef:
+  """Flax's BatchNorm: the batch's statistics in training, the running averages otherwise."""
+  return functools.partial(nn.BatchNorm, use_running_average=not train, momentum=momentum,
+                           epsilon=epsilon)
+
+
+def _batch_scratch(*, train, momentum, epsilon, **_) -> LayerDef:
+  """bnlab's own batch norm (ScratchBatchNorm): the same names, numbers and running averages."""
+  return functools.partial(ScratchBatchNorm, use_running_average=not train, momentum=momentum,
+                           epsilon=epsilon)
+
+
+def _layer(*, epsilon, ndim, **_) -> LayerDef:
+  """Layer norm over all of an example's values, features and pixels alike."""
+  return functools.partial(nn.LayerNorm, epsilon=epsilon, reduction_axes=tuple(range(1, ndim)))
+
+
+def _group(*, epsilon, groups, **_) -> LayerDef:
+  """Group norm over each group of channels with its pixels: one group is layer norm."""
+  return functools.partial(nn.GroupNorm, num_groups=groups, epsilon=epsilon)
+
+
+def _instance(*, epsilon, **_) -> LayerDef:
+  """Instance norm: group norm with one channel per group, over that channel's pixels."""
+  return functools.partial(nn.GroupNorm, num_groups=None, group_size=1, epsilon=epsilon)
+
+
+def _none(**_) -> LayerDef:
+  """No normalization; nothing enters the parameter tree."""
+  return lambda: _identity
+
+
+def _no_check(model_config: ml_collections.ConfigDict) -> None:
+  """A norm that any model section can use."""
+  del model_config
+
+
+def _check_groups(model_config: ml_collections.ConfigDict) -> None:
+  """Group norm splits every layer's channels into equal groups, so model.groups must divide
+  every width (model.groups >= 1 is checked before, with the config's other counts)."""
+  widths, groups = model_config.widths, model_config.groups
+  if any(w % groups for w in widths):
+    valid = [g for g in range(1, min(widths) + 1) if all(w % g == 0 for w in widths)]
+    raise ConfigError(f'model.groups={groups!r} must divide every width of '
+                      f'model.widths={widths!r}; valid: {", ".join(map(str, valid))}')
+
+
+def _check_images(model_config: ml_collections.ConfigDict) -> None:
+  """Instance norm needs pixels to take statistics over."""
+  if model_config.name == 'mlp':
+    # An MLP's features have no pixels: each (example, feature) would be normalized alone.
+    raise ConfigError("model.norm='instance' needs images (model.name cnn or resnet): on "
+                      "model.name='mlp' every instance is a single value")
+
+
+class NormKind(NamedTuple):
+  """One entry of NORMS: how to build the layer, what state it keeps, what it needs."""
+  factory: Callable[..., LayerDef]  # (train=, momentum=, epsilon=, groups=, ndim=) -> LayerDef.
+  running_averages: bool  # Keeps `batch_stats` that evaluation may use (bn_eval modes).
+  check: Callable[[ml_collections.ConfigDict], None]  # Raises ConfigError on a bad model section.
+
+
+# The order is the order the choices are listed in (model.norm's error message).
+NORMS: dict[str, NormKind] = {
+    'batch': NormKind(_batch, True, _no_check),
+    'batch_scratch': NormKind(_batch_scratch, True, _no_check),
+    'layer': NormKind(_layer, False, _no_check),
+    'group': NormKind(_group, False, _check_groups),
+    'instance': NormKind(_instance, False, _check_images),
+    'none': NormKind(_none, False, _no_check),
+}
+BATCH_NORMS = tuple(name for name, kind in NORMS.items() if kind.running_averages)
+
+
+def check_norm(model_config: ml_collections.ConfigDict) -> None:
+  """Raises a one-line ConfigError if model.norm is unknown or cannot work on this model section;
+  run before anything compiles."""
+  if model_config.norm not in NORMS:
+    raise ConfigError(f'model.norm={model_config.norm!r} is not one of: {", ".join(NORMS)}')
+  NORMS[model_config.norm].check(model_config)
+
+
+class Norm(nn.Module):
+  """The normalization layer named by `kind`, over the features (last axis), built by its
+  factory in NORMS.
+
+  The wrapper keeps every norm under one name in the parameter tree (`Norm_0/BatchNorm_0/scale`),
+  so the models and their checkpoints do not depend on which norm a member uses.
   """
   kind: str
   momentum: Any = 0.9
@@ -92,19 +189,10 @@ class Norm(nn.Module):
   groups: int = 8
 
   @nn.compact
-  def __call__(self, x, train):
-    if self.kind == 'batch':
-      return nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                          epsilon=self.epsilon)(x)
-    if self.kind == 'batch_scratch':
-      return ScratchBatchNorm(not train, self.momentum, self.epsilon)(x)
-    if self.kind == 'layer':
-      return nn.LayerNorm(epsilon=self.epsilon, reduction_axes=tuple(range(1, x.ndim)))(x)
-    if self.kind == 'group':
-      return nn.GroupNorm(num_groups=self.groups, epsilon=self.epsilon)(x)
-    if self.kind == 'instance':
-      return nn.GroupNorm(num_groups=None, group_size=1, epsilon=self.epsilon)(x)
-    return x
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    layer = NORMS[self.kind].factory(train=train, momentum=self.momentum, epsilon=self.epsilon,
+                                     groups=self.groups, ndim=x.ndim)
+    return layer()(x)
 
 
 class MLP(nn.Module):
@@ -184,8 +272,13 @@ class ResNet(MLP):
 MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
 
 
-def make_model(model_config, num_classes, model_hparams):
-  """The linen module for a (static) model config and per-member dynamic hyperparameters."""
+def make_model(model_config: ml_collections.ConfigDict, num_classes: int,
+               model_hparams: Mapping[str, Any]) -> nn.Module:
+  """The linen module for a (static) model config and per-member dynamic hyperparameters.
+
+  `model_hparams` holds `bn_momentum`, `bn_epsilon` and `init_scale`, numbers or traced
+  per-member values.
+  """
   return MODELS[model_config.name](
       widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
       activation=model_config.activation, groups=model_config.groups, depth=model_config.depth,

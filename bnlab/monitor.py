@@ -1,6 +1,6 @@
 """The live view of a running sweep: a progress bar, TensorBoard runs, and files a report reads.
 
-Once per epoch of each chunk, from the host metrics the engine has already fetched (nothing here
+Once per epoch of each chunk, from the host metrics the population has already fetched (nothing here
 touches the device):
 
 - a tqdm bar over all trial-epochs shows the best and median metric so far;
@@ -30,10 +30,9 @@ from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 from tensorboard.summary.writer import record_writer
 import tqdm
 
-from bnlab import engine
 from bnlab import files
-
-from bnlab.reporting import sweepfiles
+from bnlab import member
+from bnlab import records
 
 TENSORBOARD_DIR = 'tensorboard'
 
@@ -49,14 +48,6 @@ def chain(*callbacks):
 def hparam_value(value):
   """TensorBoard's hparams take bool, int, float or str: a tuple (widths) becomes its text."""
   return value if isinstance(value, (bool, int, float, str)) else str(value)
-
-
-def json_value(value):
-  """A value for a JSON row: tuples as lists, non-finite floats as null."""
-  value = value.item() if isinstance(value, np.generic) else value
-  if isinstance(value, float) and not math.isfinite(value):
-    return None
-  return list(value) if isinstance(value, tuple) else value
 
 
 class TrialRun:
@@ -92,7 +83,7 @@ class TrialRun:
 
 def bucket_label(setting):
   """The static (shape-deciding) part of a setting: what its compiled program was built for."""
-  static = [f'{f}={v}' for f, v in setting.items() if f not in engine.DYNAMIC_FIELDS]
+  static = [f'{f}={v}' for f, v in setting.items() if f not in member.DYNAMIC_FIELDS]
   return ', '.join(static) or 'every trial'
 
 
@@ -107,10 +98,10 @@ def summarize(values, mode):
 class Monitor:
   """The on_epoch callback that keeps the live view; `close()` at the end of the sweep."""
 
-  def __init__(self, workdir, config, settings, configs, bar_file=None):
+  def __init__(self, workdir: str, config, trial_epochs: int, bar_file=None):
+    """`trial_epochs` is what the strategy plans to train (base.Plan): the bar's total."""
     self.workdir = workdir
     self.metric, self.mode = config.sweep.metric, config.sweep.mode
-    self.settings = settings  # Trial id -> {field: value}; trial i at index i.
     self.latest = {}  # Trial id -> its latest metric (NaN once diverged).
     self.writers = {}  # Trial id -> its open TensorBoard writer.
     self.programs = {}  # id(Programs) -> {'bucket', 'members', 'compile_seconds'}.
@@ -120,7 +111,7 @@ class Monitor:
     self.device = {'device_kind': jax.devices()[0].device_kind,
                    'device_count': jax.device_count(), 'platform': jax.default_backend()}
     self.primary = jax.process_index() == 0  # Only process 0 writes workdir files.
-    self.bar = tqdm.tqdm(total=sum(c.train.epochs for c in configs), unit='trial-epoch',
+    self.bar = tqdm.tqdm(total=trial_epochs, unit='trial-epoch',
                          file=bar_file or sys.stderr, disable=None if bar_file is None else False,
                          dynamic_ncols=True)
     if self.primary:
@@ -128,18 +119,15 @@ class Monitor:
     # Appended and flushed once per epoch. On gs:// a flush through tf.io.gfile uploads the
     # whole file again (GCS objects are immutable): a cost that grows with the file, kept
     # because the rows are small next to the epochs they describe (see docs/cloud_tpu.md).
-    path = os.path.join(workdir, sweepfiles.PROGRESS_FILE) if self.primary else os.devnull
+    path = os.path.join(workdir, records.PROGRESS_FILE) if self.primary else os.devnull
     self.progress = files.open_file(path, 'a')
 
-  def _setting(self, trial):
-    return self.settings[trial] if 0 <= trial < len(self.settings) else {}
-
-  def _writer(self, trial):
+  def _writer(self, trial, setting):
     """The trial's TensorBoard writer; its setting goes to the hparams plugin when it opens."""
     if trial not in self.writers:
       logdir = os.path.join(self.workdir, TENSORBOARD_DIR, f'trial_{trial:04d}')
       self.writers[trial] = TrialRun(logdir, {'trial': trial, **{
-          f: hparam_value(v) for f, v in self._setting(trial).items()}})
+          f: hparam_value(v) for f, v in setting.items()}})
     return self.writers[trial]
 
   def on_epoch(self, population, metrics, seconds):
@@ -147,25 +135,27 @@ class Monitor:
     self._note_programs(population)
     self.train_seconds += seconds
     members = {}
-    for k, trial in enumerate(population.trials.tolist()):
+    for k, trial in enumerate(population.trials[:population.size].tolist()):
       members.setdefault(int(trial), k)
     rows = []
     for trial, k in members.items():
-      values = {m: float(metrics[m][k]) for m in sweepfiles.SCALARS if m in metrics}
+      values = {m: float(metrics[m][k]) for m in records.SCALARS if m in metrics}
       diverged = bool(metrics['diverged'][k])
+      setting = population.settings[k]
+      epoch = population.epoch - int(population.started[k])  # The trial's own epoch.
       self.latest[trial] = math.nan if diverged else values.get(self.metric, math.nan)
-      rows.append(json.dumps({'trial': trial, **{f: json_value(v) for f, v in
-                                                 self._setting(trial).items()},
-                              'epoch': population.epoch, 'diverged': diverged,
-                              **{m: json_value(v) for m, v in values.items()}}))
+      rows.append(json.dumps({'trial': trial, **{f: records.jsonable(v) for f, v in
+                                                 setting.items()},
+                              'epoch': epoch, 'diverged': diverged,
+                              **{m: records.jsonable(v) for m, v in values.items()}}))
       if not diverged and self.primary:
-        self._writer(trial).write_scalars(population.epoch, values)
+        self._writer(trial, setting).write_scalars(epoch, values)
     self.progress.write('\n'.join(rows) + '\n')
     self.progress.flush()
     self._after_epoch(population, len(members))
 
   def _after_epoch(self, population, count):
-    last = population.epoch >= population.static.train.epochs
+    last = population.epoch >= population.epochs
     for writer in self.writers.values():
       writer.flush()
     if last:  # The chunk is done: close its writers so a large sweep keeps few files open.
@@ -177,7 +167,7 @@ class Monitor:
     best, median = summarize(self.latest.values(), self.mode)
     trials = population.trials
     self.bar.set_description(f'trials {trials.min()}-{trials.max()} epoch {population.epoch}/'
-                             f'{population.static.train.epochs}', refresh=False)
+                             f'{population.epochs}', refresh=False)
     self.bar.set_postfix_str(f'{self.metric} best {best:.4f} median {median:.4f}', refresh=False)
     self.bar.update(count)
     self.write_timing()
@@ -187,7 +177,7 @@ class Monitor:
     programs = population.programs
     if id(programs) not in self.programs:
       self.programs[id(programs)] = {
-          'bucket': bucket_label(self._setting(int(population.trials[0]))),
+          'bucket': bucket_label(population.settings[0]),
           'members': int(len(population.trials)),
           'compile_seconds': float(programs.compile_seconds)}
 
@@ -202,7 +192,7 @@ class Monitor:
 
   def write_timing(self):
     if self.primary:
-      files.write_text(os.path.join(self.workdir, sweepfiles.TIMING_FILE),
+      files.write_text(os.path.join(self.workdir, records.TIMING_FILE),
                        json.dumps(self.timing(), indent=2) + '\n')
 
   def close(self):

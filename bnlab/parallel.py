@@ -16,26 +16,26 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from bnlab import records
+
 MEMBER_AXIS = 'members'
 
 
 def check_flags(coordinator_address, num_processes, process_id):
   """The distributed flags: all three together (or none); raises ConfigError before JAX starts."""
-  # Imported here: checks imports the strategies, which import the engine, which imports this.
-  from bnlab import checks  # pylint: disable=import-outside-toplevel
   if not coordinator_address:
     if num_processes or process_id >= 0:
-      raise checks.ConfigError(
+      raise records.ConfigError(
           f"coordinator_address='' but num_processes={num_processes} process_id={process_id}: "
           'give host:port of process 0, or leave all three out (one process, or detected)')
     return
   if ':' not in coordinator_address:
-    raise checks.ConfigError(
+    raise records.ConfigError(
         f'coordinator_address={coordinator_address!r} must be host:port (e.g. 10.0.0.2:1234)')
   if num_processes < 1:
-    raise checks.ConfigError(f'num_processes={num_processes} must be an int >= 1')
+    raise records.ConfigError(f'num_processes={num_processes} must be an int >= 1')
   if not 0 <= process_id < num_processes:
-    raise checks.ConfigError(
+    raise records.ConfigError(
         f'process_id={process_id} must be in 0..{num_processes - 1} (num_processes - 1)')
 
 

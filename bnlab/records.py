@@ -91,3 +91,25 @@ def jsonable(value: Any) -> Any:
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return list(value) if isinstance(value, tuple) else value
+
+# Workdir files the live monitor writes and the report reads.
+PROGRESS_FILE = 'progress.jsonl'
+TIMING_FILE = 'timing.json'
+
+# Config fields of earlier versions, with the field that replaced each: an old name gets a
+# one-line error naming the new one instead of a silent default.
+RENAMED = {
+    'sweep.eta': 'sweep.halving.eta',
+    'sweep.min_epochs': 'sweep.halving.min_epochs',
+    'sweep.rounds': 'sweep.coarse_to_fine.rounds',
+    'sweep.top_fraction': 'sweep.coarse_to_fine.top_fraction',
+    'sweep.pbt_interval': 'sweep.pbt.interval',
+    'sweep.pbt_quantile': 'sweep.pbt.quantile',
+    'sweep.pbt_resample': 'sweep.pbt.resample',
+    'sweep.batch_size': 'sweep.tpe.batch_size',
+}
+
+
+def renamed_message(field: str) -> str:
+  """The one line for a config field that an earlier version had and this one renamed."""
+  return f'{field} is now {RENAMED[field]}: set --config.{RENAMED[field]} instead'

@@ -1,63 +1,63 @@
-"""run(config, workdir): a whole sweep, from config to the workdir files of the contract."""
+"""run(config, workdir): a whole sweep, from config to the workdir files of the contract.
 
+The checks, the workdir, the strategy and the writer: config -> space -> strategy -> population ->
+programs -> member, and the TrialRecords back up to the monitor, the results files and the report.
+"""
+
+import itertools
 import os
 import sys
 import time
 
 from absl import logging
+import ml_collections
 import numpy as np
 
 from bnlab import checkpoint
 from bnlab import checks
 from bnlab import data as data_lib
-from bnlab import engine
 from bnlab import files
+from bnlab import member
 from bnlab import memory
 from bnlab import monitor
 from bnlab import parallel
-from bnlab import report
+from bnlab import programs
+from bnlab import records
 from bnlab import space
 from bnlab import strategies
-from bnlab import worker
+from bnlab.reporting import results as results_files
+from bnlab.strategies import base
 
 
-def prepare(config):
-  """Checks the config and builds every trial's config; raises ConfigError before compiling."""
-  specs = checks.check_config(config)
-  settings = strategies.propose(config, specs)
-  configs = []
-  for setting in settings:
-    try:
-      trial_config = space.with_overrides(config, setting)
-    except TypeError as e:
-      raise checks.ConfigError(f'sweep.space: {e}') from None
-    checks.check_trial(trial_config)
-    configs.append(trial_config)
-  return specs, settings, configs
+def prepare(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
+  """Checks the config; returns its parsed space. Raises ConfigError before anything compiles."""
+  return checks.check_config(config)
 
 
 class Progress:
   """One absl log line per epoch: best and median validation accuracy so far, throughput."""
 
-  def __init__(self, num_trials):
+  def __init__(self, num_trials: int):
     self.num_trials = num_trials
     self.finished = []  # Final val accuracies of trials done so far.
 
   def on_epoch(self, population, metrics, seconds):
-    acc = np.where(metrics['diverged'], np.nan, metrics['val_accuracy'])
+    size = population.size
+    acc = np.where(metrics['diverged'][:size], np.nan, metrics['val_accuracy'][:size])
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])
     seen = seen[np.isfinite(seen)]
     best, median = (seen.max(), np.median(seen)) if seen.size else (np.nan, np.nan)
+    trials = population.trials[:size]
     logging.info('trials %d-%d of %d | epoch %d/%d | val_accuracy best %.4f median %.4f | '
                  '%.0f members/s (member-epochs per second)',
-                 population.trials.min(), population.trials.max(), self.num_trials,
-                 population.epoch, population.static.train.epochs, best, median,
-                 acc.size / max(seconds, 1e-9))
-    if population.epoch == population.static.train.epochs:
+                 trials.min(), trials.max(), self.num_trials, population.epoch,
+                 population.epochs, best, median, len(population.trials) / max(seconds, 1e-9))
+    if population.epoch == population.epochs:
       self.finished.extend(acc.tolist())
 
 
-def open_workdir(config, workdir, overwrite=False):
+def open_workdir(config: ml_collections.ConfigDict, workdir: str,
+                 overwrite: bool = False) -> checkpoint.SweepCheckpointer:
   """A checkpointer for `workdir`, after refusing a workdir of another config (or clearing it)."""
   writer = parallel.is_writer()  # Process 0 alone writes; the others only read (after it).
   if writer and overwrite and files.exists(os.path.join(workdir, 'config.json')):
@@ -72,58 +72,90 @@ def open_workdir(config, workdir, overwrite=False):
   return checkpointer
 
 
-def run(config, workdir, overwrite=False):
-  """Trains the sweep of `config` and writes its workdir; returns the results.
+def _log_throughput(done, config, data, seconds, live):
+  """The end-of-sweep throughput line: member-steps per second, compile seconds, devices."""
+  num_train = data['y_train'].shape[0]
+  batch = lambda r: r.setting.get('train.batch_size', config.train.batch_size)
+  steps = sum(r.extras.get('seeds', 1) * r.epochs * (num_train // batch(r)) for r in done)
+  logging.info('throughput (wall time incl. compile): %s', parallel.format_throughput(
+      parallel.throughput(steps, sum(r.extras.get('seeds', 1) for r in done), seconds,
+                          [p['compile_seconds'] for p in live.programs.values()])))
+
+
+def corner_configs(config: ml_collections.ConfigDict, specs: dict[str, space.Spec],
+                   limit: int = 16) -> list[ml_collections.ConfigDict]:
+  """Valid trial configs that reach the buckets a sweep of `specs` can make, for the memory plan
+  before any trial is known: every combination of the static fields' values (each choice, both
+  ends of a numeric range), or, past `limit` combinations, each value with the others at base."""
+  static = {f: (spec.value(0), spec.value(1)) if spec.is_numeric else spec.args
+            for f, spec in specs.items() if f not in member.DYNAMIC_FIELDS}
+  combos = list(itertools.islice(itertools.product(*static.values()), limit + 1))
+  if len(combos) > limit:
+    combos = [{f: value} for f, values in static.items() for value in values]
+  else:
+    combos = [dict(zip(static, values)) for values in combos]
+  configs = []
+  for combo in combos:
+    try:
+      trial = space.with_overrides(config, combo)
+      checks.check_trial(trial)
+    except (TypeError, records.ConfigError):
+      continue  # Refused when (if ever) a strategy proposes it.
+    configs.append(trial)
+  return configs or [config]
+
+
+def _train(config, specs, checkpointer, workdir):
+  """Loads the data, fits the programs to memory and runs the strategy: (records, data, monitor)."""
+  strategy = strategies.STRATEGIES[config.sweep.strategy]
+  plan = strategy.plan(config, specs)
+  data, num_classes = data_lib.load(config.dataset)
+  max_parallel = memory.fit_parallel(corner_configs(config, specs),
+                                     programs.data_shapes(data), num_classes,
+                                     config.sweep.max_parallel)
+  logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
+               plan.trials, config.dataset.name, data['y_train'].shape[0],
+               data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
+  live = monitor.Monitor(workdir, config, plan.trial_epochs)  # Bar, TensorBoard, timing.json.
+  context = base.Context(config, specs, data, num_classes, max_parallel,
+                         monitor.chain(Progress(plan.trials).on_epoch, live.on_epoch),
+                         checkpointer, checks.check_trial)
+  done = strategy.run(context)
+  live.close()
+  return done, data, live
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        overwrite: bool = False) -> list[records.TrialRecord] | None:
+  """Trains the sweep of `config` and writes its workdir; returns the trials' records.
 
   An interrupted sweep on `workdir` resumes from its checkpoints; a complete one is left as it
-  is (returns None); one of another config is refused (checks.ConfigError) unless `overwrite`.
+  is (returns None); one of another config is refused (records.ConfigError) unless `overwrite`.
   """
-  specs, settings, configs = prepare(config)
+  specs = prepare(config)
   writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
   checkpointer = open_workdir(config, workdir, overwrite)
   if checkpointer.is_complete():
     print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
     return None
   if writer:
-    worker.start()  # The report's importance: its imports overlap the compile (bnlab/worker.py).
-  engine.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
-  data, num_classes = data_lib.load(config.dataset)
-  max_parallel = memory.fit_parallel(configs, engine.data_shapes(data), num_classes,
-                                     config.sweep.max_parallel)
-  # Adaptive strategies know only their first round (or population) in advance.
-  planned = len(configs) if config.sweep.strategy == 'grid' else config.sweep.num_trials
-  logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
-               planned, config.dataset.name, data['y_train'].shape[0],
-               data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
+    results_files.start_worker()  # The report's importance: its imports overlap the compile.
+  programs.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
   start = time.perf_counter()
-  progress = Progress(planned)
-  live = monitor.Monitor(workdir, config, settings, configs)  # Bar, TensorBoard, timing.json.
-  settings, results = strategies.run(config, specs, data, num_classes,
-                                     monitor.chain(progress.on_epoch, live.on_epoch),
-                                     max_parallel, checkpointer)
-  live.close()
-  seconds = time.perf_counter() - start
-  for result, setting in zip(results, settings):
-    result['setting'], result['config'] = setting, space.with_overrides(config, setting)
+  done, data, live = _train(config, specs, checkpointer, workdir)
   if not writer:
     checkpointer.close()
-    return results
-  steps = sum(r.get('seeds', 1) * r['epochs'] * (data['y_train'].shape[0]
-                                                 // r['config'].train.batch_size)
-              for r in results)
-  logging.info('throughput (wall time incl. compile): %s', parallel.format_throughput(
-      parallel.throughput(steps, sum(r.get('seeds', 1) for r in results), seconds,
-                          [p['compile_seconds'] for p in live.programs.values()])))
-  best = report.write_report(workdir, config, specs, results)
-  report.write_strategy_files(workdir, config, specs, results)
-  logging.info('%d trials in %.1f s', len(results), time.perf_counter() - start)
-  print(report.leaderboard(results, list(specs), config.sweep.metric, config.sweep.mode))
-  checkpointer.mark_complete({'trials': len(results), 'best': best and best['trial']})
+    return done
+  _log_throughput(done, config, data, time.perf_counter() - start, live)
+  best = results_files.write_sweep(workdir, config, specs, done)
+  logging.info('%d trials in %.1f s', len(done), time.perf_counter() - start)
+  print(results_files.leaderboard(done, list(specs), config.sweep.metric, config.sweep.mode))
+  checkpointer.mark_complete({'trials': len(done), 'best': best and best.trial})
   checkpointer.close()
   if best is None:
-    print(f'error: every one of the {len(results)} trials diverged (non-finite loss): no best '
+    print(f'error: every one of the {len(done)} trials diverged (non-finite loss): no best '
           'setting; try lower learning rates', file=sys.stderr)
   else:
-    print(f'best: trial {best["trial"]} {config.sweep.metric}={best[config.sweep.metric]:.4f}'
+    print(f'best: trial {best.trial} {config.sweep.metric}={best.value(config.sweep.metric):.4f}'
           f' -> {os.path.join(workdir, "best_config.py")}')
-  return results
+  return done

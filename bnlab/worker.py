@@ -1,10 +1,12 @@
 """A second process for the report's single-threaded Python: Optuna's fANOVA importance and
 the figures drawn from it (reporting.pages.importance_figures).
 
-`sweep.run` starts it once the config and workdir are checked, so that its imports (Optuna's
-fANOVA pulls in scikit-learn and scipy.stats, ~1.1 s) run on the core that the data loading
-and XLA's compile leave idle, and the report computes the importance there while it draws its
-other figures here (BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does.
+`sweep.run` starts it (`reporting.results.start_worker`) once the config and workdir are
+checked, so that its imports (Optuna's fANOVA pulls in scikit-learn and scipy.stats) run on the
+core that the data loading and XLA's compile leave idle, and the report computes the importance
+there while it draws its other figures here. It pays for itself in a default launch
+(BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does. Only
+`reporting.results` (start) and `reporting.pages` (submit) use it.
 
 Like any spawned process it imports the main script again: a script that calls `sweep.run`
 does so under `if __name__ == '__main__':`, as launch.py and experiments/ do. Without one the
@@ -19,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from typing import Any, Callable
 
 from absl import logging
 
@@ -42,7 +45,7 @@ def _preload():
   gc.freeze()  # As launch.py does: the exit need not collect what the imports made.
 
 
-def start():
+def start() -> concurrent.futures.ProcessPoolExecutor:
   """Starts the worker process (once per process); it imports PRELOAD and waits for work."""
   global _pool
   if _pool is None:
@@ -54,7 +57,7 @@ def start():
   return _pool
 
 
-def submit(fn, *args):
+def submit(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
   """fn(*args) in the worker; returns a function that waits for its result (or raises its error).
 
   Where the worker died (killed, or a script calling sweep.run without a main guard broke its

@@ -14,7 +14,7 @@ def get_config():
   config = sweep.get_config()
   config.sweep.strategy = 'coarse_to_fine'
   config.sweep.num_trials = 64
-  config.sweep.rounds = 3
-  config.sweep.top_fraction = 0.25
+  config.sweep.coarse_to_fine.rounds = 3
+  config.sweep.coarse_to_fine.top_fraction = 0.25
   config.train.epochs = 9
   return config

@@ -56,21 +56,31 @@ def get_config():
   config.train.checkpoint_every = 5
 
   config.sweep = ml_collections.ConfigDict()
-  # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe
+  # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe | hyperband
   config.sweep.strategy = 'random'
   config.sweep.num_trials = 1
   config.sweep.metric = 'val_accuracy'  # val_accuracy | val_loss | train_loss
   config.sweep.mode = 'max'  # max | min
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
   config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
-  config.sweep.rounds = 3  # coarse_to_fine: rounds, each in the box of the previous round's best.
-  config.sweep.top_fraction = 0.25  # coarse_to_fine: the best share of a round spans the next box.
-  config.sweep.eta = 3  # halving: the best 1/eta of the trials go on to the next rung.
-  config.sweep.min_epochs = 1  # halving: epochs of the first rung; each next rung eta times more.
-  config.sweep.pbt_interval = 2  # pbt: epochs between two exploit/explore steps.
-  config.sweep.pbt_quantile = 0.25  # pbt: the bottom quantile copies the top quantile.
-  config.sweep.pbt_resample = 0.25  # pbt: chance to redraw a hyperparameter instead of x0.8 / x1.2.
-  config.sweep.batch_size = 8  # tpe: trials asked at once and trained together in one program.
+
+  # Each strategy's own knobs, in its own section (bnlab/strategies/<name>.py checks them).
+  config.sweep.coarse_to_fine = ml_collections.ConfigDict()
+  config.sweep.coarse_to_fine.rounds = 3  # Rounds, each in the box of the previous round's best.
+  config.sweep.coarse_to_fine.top_fraction = 0.25  # The best share of a round spans the next box.
+  config.sweep.halving = ml_collections.ConfigDict()
+  config.sweep.halving.eta = 3  # The best 1/eta of the trials go on to the next rung.
+  config.sweep.halving.min_epochs = 1  # Epochs of the first rung; each next rung eta times more.
+  config.sweep.pbt = ml_collections.ConfigDict()
+  config.sweep.pbt.interval = 2  # Epochs between two exploit/explore steps.
+  config.sweep.pbt.quantile = 0.25  # The bottom quantile copies the top quantile.
+  config.sweep.pbt.resample = 0.25  # Chance to redraw a hyperparameter instead of x0.8 / x1.2.
+  config.sweep.tpe = ml_collections.ConfigDict()
+  config.sweep.tpe.batch_size = 8  # Trials asked at once and trained together in one program.
+  config.sweep.hyperband = ml_collections.ConfigDict()
+  config.sweep.hyperband.eta = 3  # Each bracket keeps the best 1/eta at every rung.
+  # Epochs of the shortest rung; train.epochs (the paper's R) is the longest, and a multiple.
+  config.sweep.hyperband.min_epochs = 1
   # Mirrors the tree above; a non-empty spec string sweeps that field, '' leaves it fixed.
   config.sweep.space = empty_space(config)
   return config

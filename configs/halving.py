@@ -15,7 +15,7 @@ def get_config():
   config = sweep.get_config()
   config.sweep.strategy = 'halving'
   config.sweep.num_trials = 64
-  config.sweep.eta = 3
-  config.sweep.min_epochs = 1
+  config.sweep.halving.eta = 3
+  config.sweep.halving.min_epochs = 1
   config.train.epochs = 9
   return config

@@ -15,7 +15,7 @@ def get_config():
   config = sweep.get_config()
   config.sweep.strategy = 'pbt'
   config.sweep.num_trials = 64
-  config.sweep.pbt_interval = 2
-  config.sweep.pbt_quantile = 0.25
+  config.sweep.pbt.interval = 2
+  config.sweep.pbt.quantile = 0.25
   config.train.epochs = 9
   return config

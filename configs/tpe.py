@@ -14,6 +14,6 @@ def get_config():
   config = sweep.get_config()
   config.sweep.strategy = 'tpe'
   config.sweep.num_trials = 64
-  config.sweep.batch_size = 16
+  config.sweep.tpe.batch_size = 16
   config.train.epochs = 9
   return config

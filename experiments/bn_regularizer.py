@@ -3,9 +3,10 @@ batch size, for an MLP with batch norm, without it, and without it but with drop
 comparison).
 
 Ioffe & Szegedy (2015) report that BN's batch-dependent noise regularizes (dropout could be
-removed or reduced); the noise grows as the batch shrinks. BN and no-BN run through the engine;
-dropout needs a module and an rng the engine does not have, so it is a small Flax MLP trained by
-its own loop here, with the same optimizer chain and the same data order (engine.epoch_order).
+removed or reduced); the noise grows as the batch shrinks. BN and no-BN run through bnlab's
+population loop; dropout needs a module and an rng bnlab's members do not have, so it is a small
+Flax MLP trained by its own loop here, with the same optimizer chain and the same data order
+(member.epoch_order).
 Each setting trains one copy per seed (init and data order) side by side in one program.
 
     python experiments/bn_regularizer.py [--workdir=runs/exp_bn_regularizer] [--small]
@@ -22,9 +23,11 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import optax  # pylint: disable=g-import-not-at-top
 
-from bnlab import engine  # pylint: disable=g-import-not-at-top
+from bnlab import member  # pylint: disable=g-import-not-at-top
 from bnlab import models  # pylint: disable=g-import-not-at-top
 from bnlab import optim  # pylint: disable=g-import-not-at-top
+from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
+from bnlab import programs  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -60,7 +63,7 @@ def train_dropout(config, data, num_classes, seeds):
   x, y = data['x_train'], data['y_train']
   x_seen, y_seen = train_slice(data)
   model = DropoutMLP(tuple(config.model.widths), num_classes, DROPOUT)
-  tx = optim.make_optimizer(config.optimizer, engine.total_steps(config, x.shape[0]))
+  tx = optim.make_optimizer(config.optimizer, member.total_steps(config, x.shape[0]))
 
   def init(seed):
     return model.init(jax.random.split(jax.random.key(seed))[0], x[:1])['params']
@@ -77,7 +80,7 @@ def train_dropout(config, data, num_classes, seeds):
       return (optax.apply_updates(params, updates), opt_state, k + 1), None
 
     def epoch(carry, e):
-      order = engine.epoch_order(seed, e, x.shape[0], config.train.batch_size)
+      order = member.epoch_order(seed, e, x.shape[0], config.train.batch_size)
       return jax.lax.scan(step, carry, order)[0], None
 
     params = jax.lax.scan(epoch, (params, tx.init(params), 0),
@@ -86,18 +89,20 @@ def train_dropout(config, data, num_classes, seeds):
             evaluate(model, params, data['x_test'], data['y_test']))
 
   seeds = np.asarray(seeds, np.int32)
-  # As in engine.compile_programs: LLVM's optimizer takes long on init for no runtime gain.
-  init = jax.jit(jax.vmap(init)).lower(seeds).compile(engine.INIT_COMPILER_OPTIONS)
+  # As in programs.compile_programs: LLVM's optimizer takes long on init for no runtime gain.
+  init = jax.jit(jax.vmap(init)).lower(seeds).compile(programs.INIT_COMPILER_OPTIONS)
   return jax.device_get(jax.jit(jax.vmap(fit))(init(seeds), seeds))
 
 
-def train_engine(config, data, num_classes, seeds):
-  """Trains one config through the engine, one member per seed (its init and data order) in one
-  program; (train metrics on a test-sized slice, test metrics), each {'loss', 'accuracy'} [S]."""
-  members = np.resize(seeds, engine.padded_size(len(seeds)))  # Padded with repeats.
+def train_population(config, data, num_classes, seeds):
+  """Trains one config as a bnlab population, one member per seed (its init and data order) in
+  one program; (train metrics on a test-sized slice, test metrics), each {'loss', 'accuracy'}
+  [S]."""
+  members = np.resize(seeds, programs.padded_size(len(seeds)))  # Padded with repeats.
   own = None if len(set(seeds)) == 1 else members  # One seed: the members share config.seed.
-  population = engine.Population.create([config] * len(members), [0] * len(members), data,
-                                        num_classes, int(members[0]), member_seeds=own)
+  population = population_lib.Population.create(
+      [config] * len(members), [{}] * len(members), [0] * len(members), data, num_classes,
+      int(members[0]), member_seeds=own)
   for _ in range(config.train.epochs):
     population.run_epoch(data)
   x_seen, y_seen = train_slice(data)
@@ -122,7 +127,7 @@ def subset(data, num_train, num_eval):
 
 
 DROPOUT_LABEL = f'no BN, dropout {DROPOUT}'
-VARIANTS = {'BN': ('batch', train_engine), 'no BN': ('none', train_engine),
+VARIANTS = {'BN': ('batch', train_population), 'no BN': ('none', train_population),
             DROPOUT_LABEL: ('none', train_dropout)}
 # Full: the reported run. Small: CI's seconds-long run. Digits barely overfits, so a small
 # training set, five seeds (members of one program) and the loss gap besides the accuracy gap

@@ -6,7 +6,7 @@ member per momentum). Each trained member is then evaluated on the test set thre
   batch    - each test batch normalized by its own statistics, for several evaluation batch sizes
              (`bn_eval=batch`, which ties the prediction of an example to its batch-mates);
   precise  - every BN layer's statistics recomputed over the training set with the weights frozen
-             (`bn_eval=precise`, engine.precise_batch_stats).
+             (`bn_eval=precise`, member.precise_batch_stats).
 With a high momentum and a short training run the running averages still remember the early
 weights; precise statistics do not. Small evaluation batches give noisy statistics.
 
@@ -22,15 +22,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from bnlab import engine  # pylint: disable=g-import-not-at-top
+from bnlab import member  # pylint: disable=g-import-not-at-top
+from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
 
 def train(base, momenta, data, num_classes):
-  configs = [space.with_overrides(base, {'model.bn_momentum': m}) for m in momenta]
-  population = engine.Population.create(configs, np.arange(len(momenta)), data, num_classes,
-                                        base.seed)
+  settings = [{'model.bn_momentum': m} for m in momenta]
+  configs = [space.with_overrides(base, s) for s in settings]
+  population = population_lib.Population.create(configs, settings, np.arange(len(momenta)), data,
+                                                num_classes, base.seed)
   for _ in range(base.train.epochs):
     population.run_epoch(data)
   return population
@@ -38,18 +40,20 @@ def train(base, momenta, data, num_classes):
 
 def accuracies(population, base, data, eval_batches):
   """Test accuracy of every member: running, precise, and batch statistics per eval batch size."""
-  static, classes = population.static, population.num_classes
+  spec = population.spec
   state, x, y = population.state, data['x_test'], data['y_test']
-  evaluate = lambda st, **kw: jax.jit(jax.vmap(
-      functools.partial(engine.evaluate, st, classes, **kw), in_axes=(0, None, None)))
-  out = {'running': evaluate(static)(state, x, y)['accuracy']}
-  precise = jax.jit(jax.vmap(functools.partial(engine.precise_batch_stats, static, classes),
+  evaluate = lambda sp, **kw: jax.jit(jax.vmap(
+      functools.partial(member.evaluate, sp, **kw), in_axes=(0, None, None)))
+  out = {'running': evaluate(spec)(state, x, y)['accuracy']}
+  precise = jax.jit(jax.vmap(functools.partial(member.precise_batch_stats, spec),
                              in_axes=(0, None)))(state, data['x_train'])
-  out['precise'] = evaluate(static)(state.replace(batch_stats=precise), x, y)['accuracy']
+  out['precise'] = evaluate(spec)(state.replace(batch_stats=precise), x, y)['accuracy']
   for size in eval_batches:
-    # evaluate() takes its batch size from train.batch_size: a copy of the static config says it.
-    static_b = engine.static_config(space.with_overrides(base, {'train.batch_size': size}))
-    out[f'batch_{size}'] = evaluate(static_b, batch_statistics=True)(state, x, y)['accuracy']
+    # evaluate() takes its batch size from train.batch_size: a spec of a copy of the static
+    # config says it (its optimizer's schedule goes unused: evaluation takes no step).
+    static_b = member.static_config(space.with_overrides(base, {'train.batch_size': size}))
+    spec_b = member.make_spec(static_b, spec.num_classes, spec.num_train)
+    out[f'batch_{size}'] = evaluate(spec_b, batch_statistics=True)(state, x, y)['accuracy']
   return {k: np.asarray(v) for k, v in out.items()}
 
 

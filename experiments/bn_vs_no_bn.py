@@ -17,8 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from bnlab import engine  # pylint: disable=g-import-not-at-top
-from bnlab import models  # pylint: disable=g-import-not-at-top
+from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -42,11 +41,11 @@ def chunk(data, i, size):
 
 def sigmoid_inputs(population, x, unit=0):
   """Percentiles 15/50/85 of one last-hidden-layer sigmoid input, per member: [N, 3]."""
-  static = population.static
+  static = population.spec.static
   state = population.state
 
   def one(params, batch_stats, hparams):
-    model = models.make_model(static.model, population.num_classes, hparams)
+    model = population.spec.make_model(hparams)
     _, inter = model.apply({'params': params, 'batch_stats': batch_stats}, x, train=False,
                            capture_intermediates=True)
     last = f'Norm_{len(static.model.widths) - 1}'
@@ -61,11 +60,10 @@ def curves(base, lrs, data, num_classes, calls, block):
   out = {}
   probe = data['x_val'][:PROBE]
   for norm in NORMS:
-    configs = [space.with_overrides(base, {'model.norm': norm,
-                                                  'optimizer.learning_rate': lr})
-               for lr in lrs]
-    population = engine.Population.create(configs, np.arange(len(lrs)), chunk(data, 0, block),
-                                          num_classes, seed=0)
+    settings = [{'model.norm': norm, 'optimizer.learning_rate': lr} for lr in lrs]
+    configs = [space.with_overrides(base, s) for s in settings]
+    population = population_lib.Population.create(configs, settings, np.arange(len(lrs)),
+                                                  chunk(data, 0, block), num_classes, seed=0)
     acc, pct = [], []
     for i in range(calls):
       metrics = population.run_epoch(chunk(data, i, block))

@@ -1,5 +1,6 @@
 """What every experiment shares: its command line, its workdir (report.md, plots/, numbers.json)
-and the few calls into bnlab's engine it makes. Kept small on purpose: the engine does the work.
+and the few calls into bnlab's population loop it makes. Kept small on purpose: bnlab does the
+work.
 
 An experiment module defines `run(workdir, small=False, data_dir='')` returning its measured
 numbers (a dict, also written to numbers.json) and ends with `common.main(run, 'name')`.
@@ -18,8 +19,9 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bnlab import data as data_lib  # pylint: disable=g-import-not-at-top
-from bnlab import engine  # pylint: disable=g-import-not-at-top
 from bnlab import files  # pylint: disable=g-import-not-at-top
+from bnlab import population  # pylint: disable=g-import-not-at-top
+from bnlab import records  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from configs import default  # pylint: disable=g-import-not-at-top
 
@@ -38,24 +40,22 @@ def load(config_):
   return data_lib.load(config_.dataset)
 
 
-def train(configs, data, num_classes, seed=0, max_parallel=256):
-  """engine.train_trials over trial configs; results in input order (see engine.member_result)."""
-  return engine.train_trials(configs, list(range(len(configs))), data, num_classes, seed,
-                             max_parallel)
+def train(configs, settings, data, num_classes, seed=0, max_parallel=256):
+  """population.train_trials over trial configs (trial i is configs[i], with settings[i]);
+  TrialRecords in input order."""
+  return population.train_trials(configs, settings, list(range(len(configs))), data,
+                                 num_classes, seed, max_parallel)
 
 
 def sweep(base, settings, data, num_classes, seed=0, max_parallel=256):
-  """Trains one trial per {field: value} setting of `base`; each result gets its 'setting'."""
+  """Trains one trial per {field: value} setting of `base`; record i is settings[i]'s."""
   configs = [space.with_overrides(base, s) for s in settings]
-  results = train(configs, data, num_classes, seed, max_parallel)
-  for result, setting in zip(results, settings):
-    result['setting'] = setting
-  return results
+  return train(configs, settings, data, num_classes, seed, max_parallel)
 
 
 def metric(results, name='val_accuracy', fill=0.0):
-  """One metric of every result as an array; a diverged trial gets `fill` (0 accuracy)."""
-  return np.array([r[name] if r['status'] == 'ok' else fill for r in results])
+  """One metric of every TrialRecord as an array; a diverged trial gets `fill` (0 accuracy)."""
+  return np.array([r.value(name) if r.status == records.OK else fill for r in results])
 
 
 class Report:

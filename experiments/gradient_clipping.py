@@ -3,7 +3,7 @@ global norm at several thresholds (optax.clip_by_global_norm; `optimizer.clip_no
 
 The clip threshold is a dynamic hyperparameter, so every (learning rate, threshold) pair is one
 member of one compiled program. A member whose loss turns non-finite is marked diverged and
-frozen by the engine.
+frozen by bnlab (member.train_step).
 
     python experiments/gradient_clipping.py [--workdir=runs/exp_gradient_clipping] [--small]
 """
@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
+from bnlab import records  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
 CLIPS = (0.0, 100.0, 10.0, 1.0, 0.1)
@@ -33,7 +34,7 @@ def run(workdir, small=False, data_dir=''):
               for lr in lrs for c in CLIPS]
   results = common.sweep(base, settings, data, num_classes)
   acc = common.metric(results).reshape(len(lrs), len(CLIPS))
-  diverged = np.array([r['status'] == 'diverged' for r in results]).reshape(acc.shape)
+  diverged = np.array([r.status == records.DIVERGED for r in results]).reshape(acc.shape)
   label = lambda c: 'no clip' if c == 0 else f'clip {c:g}'
   report.add(f'MLP {widths} (tanh, no normalization, init scale 2), SGD with momentum 0.9, '
              f'{epochs} epochs on digits. Cells: final validation accuracy ("diverged" = the '
@@ -52,11 +53,11 @@ def _plot(report, results, lrs, label):
   for i, (lr, ax) in enumerate(zip(lrs, axes)):
     for k, clip in enumerate(CLIPS):
       r = results[i * len(CLIPS) + k]
-      losses = [h['train_loss'] for h in r['history']]
-      end = r['diverged_epoch'] - 1 if r['status'] == 'diverged' else len(losses)
+      losses = [h['train_loss'] for h in r.history]
+      end = r.diverged_epoch - 1 if r.status == records.DIVERGED else len(losses)
       ax.plot(range(1, end + 1), losses[:end], marker='.', label=label(clip))
-      if r['status'] == 'diverged':
-        ax.plot([r['diverged_epoch']], [losses[end - 1] if end else 3.0], 'rx', ms=9)
+      if r.status == records.DIVERGED:
+        ax.plot([r.diverged_epoch], [losses[end - 1] if end else 3.0], 'rx', ms=9)
     ax.set_yscale('log')
     ax.set_title(f'learning rate {lr:g}', fontsize=9)
     ax.set_xlabel('epoch')

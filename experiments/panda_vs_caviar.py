@@ -20,7 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from bnlab import engine  # pylint: disable=g-import-not-at-top
+from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
+from bnlab import programs  # pylint: disable=g-import-not-at-top
+from bnlab import records  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -39,9 +41,10 @@ def set_learning_rate(population, lr):
 def babysit(base, lr, data, num_classes):
   """One run watched epoch by epoch: lr / 3 when the val loss is worse than its best so far."""
   config = space.with_overrides(base, {FIELD: lr})
-  # Two identical members: the engine's minimum (see engine.MIN_MEMBERS); only member 0 counts.
-  population = engine.Population.create([config] * engine.MIN_MEMBERS, [0, 0], data,
-                                        num_classes, base.seed)
+  # Two identical members: bnlab's minimum (see programs.MIN_MEMBERS); only member 0 counts.
+  population = population_lib.Population.create(
+      [config] * programs.MIN_MEMBERS, [{FIELD: lr}] * programs.MIN_MEMBERS,
+      [0] * programs.MIN_MEMBERS, data, num_classes, base.seed)
   best_loss, curve = math.inf, []
   for _ in range(base.train.epochs):
     metrics = population.run_epoch(data)
@@ -86,15 +89,16 @@ def run(workdir, small=False, data_dir=''):
   results = common.sweep(base, settings, data, num_classes)
   caviar_seconds = time.perf_counter() - start
   best_panda = max(log, key=lambda r: r['val_accuracy'])
-  best_caviar = max(results, key=lambda r: r['val_accuracy'] if r['status'] == 'ok' else -1)
+  best_caviar = max(results,
+                    key=lambda r: r.value('val_accuracy') if r.status == records.OK else -1)
   numbers = {'budget_member_epochs': runs * epochs,
              'panda_best_val': best_panda['val_accuracy'], 'panda_best_test':
              best_panda['test_accuracy'], 'panda_best_lr': best_panda['lr'],
-             'panda_seconds': panda_seconds, 'caviar_best_val': best_caviar['val_accuracy'],
-             'caviar_best_test': best_caviar['test_accuracy'],
-             'caviar_best_lr': best_caviar['setting'][FIELD], 'caviar_seconds': caviar_seconds}
+             'panda_seconds': panda_seconds, 'caviar_best_val': best_caviar.value('val_accuracy'),
+             'caviar_best_test': best_caviar.value('test_accuracy'),
+             'caviar_best_lr': best_caviar.setting[FIELD], 'caviar_seconds': caviar_seconds}
   report.add(f'MLP {widths} with batch norm, Adam, on digits. Budget: {runs} runs x {epochs} '
-             f'epochs = {runs * epochs} member-epochs each (panda\'s runs carry the engine\'s '
+             f'epochs = {runs * epochs} member-epochs each (panda\'s runs carry bnlab\'s '
              'second, duplicate member, so its compute is doubled; its wall time is the one a '
              'person would wait). Compilation is excluded from both timings.', '')
   report.table(['', 'best val acc', 'its test acc', 'its starting lr', 'wall time (s)'], [
@@ -116,7 +120,7 @@ def _plot(report, log, results, epochs):
   ax1.set_ylabel('best validation accuracy')
   ax1.legend(fontsize=8)
   ax2.scatter([r['lr'] for r in log], [r['val_accuracy'] for r in log], label='panda runs')
-  ax2.scatter([r['setting'][FIELD] for r in results], common.metric(results), marker='x',
+  ax2.scatter([r.setting[FIELD] for r in results], common.metric(results), marker='x',
               label='caviar trials')
   ax2.set_xscale('log')
   ax2.set_xlabel('(starting) learning rate (log scale)')

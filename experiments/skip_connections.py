@@ -20,6 +20,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import optax  # pylint: disable=g-import-not-at-top
 
 from bnlab import models  # pylint: disable=g-import-not-at-top
+from bnlab import records  # pylint: disable=g-import-not-at-top
 from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -77,13 +78,14 @@ def run(workdir, small=False, data_dir=''):
   results = common.sweep(base, settings, data, num_classes)
   numbers, rows = {'layers': {n: len(g) for (n, _), g in grads.items()}}, []
   for k, (name, norm) in enumerate(grads):
-    best = max(results[2 * k:2 * k + 2], key=lambda r: r['val_accuracy'] if r['status'] == 'ok'
-               else -1)
+    best = max(results[2 * k:2 * k + 2],
+               key=lambda r: r.value('val_accuracy') if r.status == records.OK else -1)
     g = np.array(grads[name, norm])
     key = f'{name}_{norm}'
-    numbers[key] = {'val_accuracy': best['val_accuracy'], 'train_loss': best['train_loss'],
+    numbers[key] = {'val_accuracy': best.value('val_accuracy'),
+                    'train_loss': best.value('train_loss'),
                     'lr': best_lr(best, settings), 'first_to_last_grad_ratio': g[0] / g[-2]}
-    rows.append([name, norm, len(g), best['train_loss'], best['val_accuracy'],
+    rows.append([name, norm, len(g), best.value('train_loss'), best.value('val_accuracy'),
                  numbers[key]['lr'], g[0] / g[-2]])
   report.add(f'digits, momentum SGD at learning rates {LRS}, {epochs} epochs; the better '
              'learning rate (by validation accuracy) is shown.', '')
@@ -94,7 +96,7 @@ def run(workdir, small=False, data_dir=''):
 
 
 def best_lr(result, settings):
-  return settings[result['trial']]['optimizer.learning_rate']
+  return settings[result.trial]['optimizer.learning_rate']
 
 
 def _plot(report, results, grads, settings):
@@ -102,7 +104,7 @@ def _plot(report, results, grads, settings):
   for k, (name, norm) in enumerate(grads):
     style = dict(color='C0' if name == 'resnet' else 'C3', ls='-' if norm == 'batch' else ':')
     for r in results[2 * k:2 * k + 2]:
-      losses = [h['train_loss'] for h in r['history']]
+      losses = [h['train_loss'] for h in r.history]
       ax1.plot(range(1, len(losses) + 1), losses, alpha=0.9, **style,
                label=f'{name}, norm {norm}, lr {best_lr(r, settings):g}')
     ax2.plot(range(1, len(grads[name, norm]) + 1), grads[name, norm], marker='.', **style,

@@ -19,7 +19,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bnlab import data as data_lib  # pylint: disable=g-import-not-at-top
-from bnlab import engine  # pylint: disable=g-import-not-at-top
+from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
 from configs import test as test_config  # pylint: disable=g-import-not-at-top
 
 
@@ -41,11 +41,22 @@ def digits(config):
   return data_lib.load(config.dataset)
 
 
+def create_population(configs, trials, data, num_classes, seed=0, **kwargs):
+  """A Population of `configs` (trials `trials`) with empty settings."""
+  return population_lib.Population.create(configs, [{}] * len(configs), trials, data,
+                                          num_classes, seed, **kwargs)
+
+
+def train_trials(configs, trials, data, num_classes, seed, max_parallel):
+  """population.train_trials of `configs` with empty settings: one TrialRecord each."""
+  return population_lib.train_trials(configs, [{}] * len(configs), trials, data, num_classes,
+                                     seed, max_parallel)
+
+
 def train_population(configs, digits, epochs=1):
   """A population of `configs` trained `epochs` epochs on digits; (population, last metrics)."""
   data, num_classes = digits
-  population = engine.Population.create(configs, list(range(len(configs))), data, num_classes,
-                                        seed=0)
+  population = create_population(configs, list(range(len(configs))), data, num_classes)
   for _ in range(epochs):
     metrics = population.run_epoch(data)
   return population, metrics

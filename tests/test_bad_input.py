@@ -14,11 +14,12 @@ import jax
 import pytest
 
 from bnlab import checks
-from bnlab import engine
 from bnlab import memory
+from bnlab import programs
 from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
+from tests.conftest import create_population
 
 # (name, extra flags, text the one-line message must contain)
 CASES = [
@@ -75,6 +76,10 @@ CASES = [
     ('missing_config_file', ['--config=configs/nope.py'],
      "--config: cannot load the config file: [Errno 2] No such file or directory: "
      "'configs/nope.py'"),
+    ('renamed_strategy_field', ['--config.sweep.strategy=halving', '--config.sweep.eta=2'],
+     'sweep.eta is now sweep.halving.eta: set --config.sweep.halving.eta instead'),
+    ('renamed_pbt_field', ['--config.sweep.pbt_interval=2'],
+     'sweep.pbt_interval is now sweep.pbt.interval'),
     ('another_config_on_the_workdir', ['--config.train.epochs=3'],
      'holds a sweep of another config: train.epochs was 2, now 3; rerun with --overwrite'),
 ]
@@ -137,8 +142,9 @@ def test_there_are_at_least_20_cases():
 
 def test_one_member_that_does_not_fit_is_an_error_not_an_out_of_memory_crash(config, digits):
   data, num_classes = digits
-  _, _, configs = sweep.prepare(config)
-  shapes = engine.data_shapes(data)
+  configs = sweep.corner_configs(config, sweep.prepare(config))  # One per width.
+  assert len(configs) == 2
+  shapes = programs.data_shapes(data)
   data_bytes = sum(v.nbytes for v in data.values())
   sizes = memory.member_bytes(configs[0], num_classes, shapes)
   with pytest.raises(checks.ConfigError, match='members need'):
@@ -152,9 +158,9 @@ def test_one_member_that_does_not_fit_is_an_error_not_an_out_of_memory_crash(con
 def test_the_state_estimate_is_the_bytes_of_a_real_member(config, digits):
   data, num_classes = digits
   configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
-  population = engine.Population.create(configs, [0, 1], data, num_classes, 0)
+  population = create_population(configs, [0, 1], data, num_classes, 0)
   actual = sum(a.nbytes for a in jax.tree.leaves(population.state)) // 2
-  sizes = memory.member_bytes(configs[0], num_classes, engine.data_shapes(data))
+  sizes = memory.member_bytes(configs[0], num_classes, programs.data_shapes(data))
   assert sizes['state'] == actual
 
 
@@ -195,5 +201,6 @@ def test_every_shipped_config_defines_only_known_fields(path):
     config = config_module.get_config()
     checks.check_fields(config)
     config.sweep.unknown_knob = 1  # One field more, and the same config is refused.
-    with pytest.raises(checks.ConfigError, match=r'^sweep\.unknown_knob: .* sweep has: batch_size'):
+    with pytest.raises(checks.ConfigError,
+                       match=r'^sweep\.unknown_knob: .* sweep has: coarse_to_fine'):
       checks.check_fields(config)

@@ -1,16 +1,17 @@
 """Divergence isolation: a member that blows up is frozen and reported, the others never notice."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
 
-from bnlab import engine
 from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
+from tests.conftest import train_trials
 
 HEALTHY = (1e-2, 3e-2, 1e-3)
 
@@ -19,21 +20,21 @@ def _sweep(config, digits, second_lr):
   data, num_classes = digits
   rates = [HEALTHY[0], second_lr, HEALTHY[1], HEALTHY[2]]
   configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in rates]
-  return engine.train_trials(configs, [0, 1, 2, 3], data, num_classes, 0, max_parallel=4)
+  return train_trials(configs, [0, 1, 2, 3], data, num_classes, 0, max_parallel=4)
 
 
-def _without_time(result):
-  return {k: v for k, v in result.items() if k != 'seconds'}
+def _without_time(record):
+  return dataclasses.replace(record, seconds=0.0)
 
 
 def test_healthy_members_get_identical_results_with_or_without_a_divergent_one(config, digits):
   config.train.epochs = 3
   healthy = _sweep(config, digits, second_lr=5e-2)
   with_divergent = _sweep(config, digits, second_lr=1e9)
-  assert healthy[1]['status'] == 'ok'
+  assert healthy[1].status == 'ok'
   diverged = with_divergent[1]
-  assert diverged['status'] == 'diverged' and diverged['diverged_epoch'] == 1
-  assert all(math.isnan(diverged[m]) for m in ('val_accuracy', 'val_loss', 'test_accuracy'))
+  assert diverged.status == 'diverged' and diverged.diverged_epoch == 1
+  assert all(math.isnan(diverged.value(m)) for m in ('val_accuracy', 'val_loss', 'test_accuracy'))
   for k in (0, 2, 3):
     assert _without_time(with_divergent[k]) == _without_time(healthy[k])  # Bit for bit.
 
@@ -47,7 +48,7 @@ def test_a_divergent_trial_is_reported_with_its_epoch_and_never_as_a_number(conf
   results = sweep.run(config, str(tmp_path))
   with open(tmp_path / 'results.csv') as f:
     rows = list(csv.DictReader(f))
-  assert [r['status'] for r in rows] == [r['status'] for r in results]
+  assert [r['status'] for r in rows] == [r.status for r in results]
   assert [r['status'] for r in rows] == ['ok', 'diverged', 'ok', 'diverged']
   for row in rows:
     if row['status'] == 'diverged':

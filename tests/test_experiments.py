@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from bnlab import engine
+from bnlab import population as population_lib
 from bnlab import space
 from experiments import batch_size_norms
 from experiments import bn_regularizer
@@ -93,7 +93,8 @@ def test_clipping_rescues_the_high_learning_rate(tmp_path, data_dir):
 
 def test_set_learning_rate_edits_every_member(config, digits):
   data, num_classes = digits
-  population = engine.Population.create([config] * 2, [0, 1], data, num_classes, 0)
+  population = population_lib.Population.create([config] * 2, [{}, {}], [0, 1], data,
+                                                num_classes, 0)
   panda_vs_caviar.set_learning_rate(population, 0.25)
   np.testing.assert_array_equal(population.state.opt_state.hyperparams['learning_rate'],
                                 [0.25, 0.25])

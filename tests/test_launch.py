@@ -11,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from bnlab import data as data_lib
+from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
 
@@ -94,7 +95,10 @@ def test_a_tfds_dataset_that_would_download_loads_through_mock_data(config):
   assert data['x_train'].shape[1:] == (28, 28, 1)
   assert len(data['y_train']) + len(data['y_val']) == 64
   np.testing.assert_allclose(np.asarray(data['x_train']).mean(), 0, atol=1e-3)
-  specs, settings, configs = sweep.prepare(config)
-  from bnlab import engine  # pylint: disable=import-outside-toplevel
-  results = engine.train_trials(configs[:2], [0, 1], data, num_classes, 0, 2)
-  assert all(r['status'] == 'ok' for r in results) and len(specs) == len(settings[0])
+  specs = sweep.prepare(config)
+  settings = space.random_trials(specs, config.seed, 2)
+  configs = [space.with_overrides(config, s) for s in settings]
+  from bnlab import population  # pylint: disable=import-outside-toplevel
+  results = population.train_trials(configs, settings, [0, 1], data, num_classes, 0, 2)
+  assert all(r.status == 'ok' for r in results) and all(r.setting == s
+                                                        for r, s in zip(results, settings))

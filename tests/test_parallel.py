@@ -2,7 +2,7 @@
 
 XLA_FLAGS must be set before JAX starts, so the multi-device runs are subprocesses. The sweep is
 configs/test.py with SGD: Adam turns the float-level differences between programs of different
-member counts into lr-sized steps (see engine.MIN_MEMBERS), SGD keeps them float-level.
+member counts into lr-sized steps (see programs.MIN_MEMBERS), SGD keeps them float-level.
 """
 
 import csv
@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from bnlab import checks
-from bnlab import engine
 from bnlab import parallel
+from bnlab import population as population_lib
+from bnlab import programs
 from bnlab import sweep
 from configs import test as test_config
 from tests.conftest import ROOT
@@ -35,15 +36,16 @@ SCALED_RUN = """
 import json, sys
 sys.path.insert(0, {root!r})
 import jax
-from bnlab import data as data_lib, engine, sweep
+from bnlab import data as data_lib, population, space, sweep
 from configs import test
 config = test.get_config()
 config.update_from_flattened_dict({overrides!r})
 config.dataset.data_dir = {data_dir!r}
 sweep.run(config, {workdir!r})
-_, _, configs = sweep.prepare(config)
+settings = space.random_trials(sweep.prepare(config), config.seed, 8)
+configs = [space.with_overrides(config, s) for s in settings]
 data, num_classes = data_lib.load(config.dataset)
-population = engine.Population.create(configs[:8], list(range(8)), data, num_classes, 0)
+population = population.Population.create(configs, settings, list(range(8)), data, num_classes, 0)
 kernel = population.state.params['Dense_0']['kernel']
 programs = population.programs
 texts = [programs.init.as_text(), programs.epoch.as_text(), programs.test.as_text()]
@@ -118,7 +120,7 @@ def baseline(tmp_path_factory, data_dir):
 
 @pytest.mark.parametrize('devices, block_bytes, block', [
     (4, None, 2),  # 8 members, 2 on each device.
-    (2, '1', engine.MIN_MEMBERS),  # 4 on each device, trained in 2 blocks of 2 (engine.in_blocks).
+    (2, '1', programs.MIN_MEMBERS),  # 4 on each device, in 2 blocks of 2 (programs.in_blocks).
 ])
 def test_more_devices_give_the_one_device_results(baseline, data_dir, tmp_path, devices,
                                                   block_bytes, block):
@@ -180,12 +182,12 @@ def test_padding_fills_every_device_alike(count, devices, minimum):
 
 @pytest.mark.parametrize('max_parallel,devices', [(256, 1), (256, 3), (5, 4), (1, 4), (7, 2)])
 def test_chunks_of_a_bucket_fill_every_device_within_the_limit(max_parallel, devices):
-  limit = parallel.member_limit(max_parallel, devices, engine.MIN_MEMBERS)
-  assert limit % devices == 0 and limit >= engine.MIN_MEMBERS * devices
-  assert limit <= max(max_parallel, engine.MIN_MEMBERS * devices)
+  limit = parallel.member_limit(max_parallel, devices, programs.MIN_MEMBERS)
+  assert limit % devices == 0 and limit >= programs.MIN_MEMBERS * devices
+  assert limit <= max(max_parallel, programs.MIN_MEMBERS * devices)
   for trials in (1, 7, 40, 1000):
-    parts = engine.chunks(list(range(trials)), limit)
-    size = parallel.padded_members(len(parts[0]), devices, engine.MIN_MEMBERS * devices)
+    parts = population_lib.chunks(list(range(trials)), limit)
+    size = parallel.padded_members(len(parts[0]), devices, programs.MIN_MEMBERS * devices)
     assert size <= limit and all(len(p) <= size for p in parts)
     assert sum(parts, []) == list(range(trials))
 
@@ -225,7 +227,7 @@ def test_launch_refuses_a_bad_process_id_in_one_line(tmp_path):
   assert 'Traceback' not in result.stderr and not os.path.exists(tmp_path / 'w')
 
 
-# Population reshaping (halving's take, PBT's take and set_hparams) and per-member seeds.
+# Population reshaping (halving's take, PBT's copy_state and set_hparams) and per-member seeds.
 RESHAPED_RUN = """
 import json, sys
 sys.path.insert(0, {root!r})
@@ -237,10 +239,10 @@ for name, extra in {runs!r}.items():
   config.update_from_flattened_dict({{**{overrides!r}, **extra}})
   config.dataset.data_dir = {data_dir!r}
   results = sweep.run(config, {workdir!r} + '/' + name)
-  out[name] = [[r['trial'], r['status'], r['epochs'], r['val_loss']] for r in results]
+  out[name] = [[r.trial, r.status, r.epochs, r.value('val_loss')] for r in results]
 print('RESHAPED ' + json.dumps(out))
 """
-RESHAPED = {'halving': {'sweep.strategy': 'halving', 'sweep.eta': 2},
+RESHAPED = {'halving': {'sweep.strategy': 'halving', 'sweep.halving.eta': 2},
             'pbt': {'sweep.strategy': 'pbt'},
             'seeds': {'sweep.num_trials': 3, 'sweep.seeds': 2}}
 

@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
+from bnlab import records
 from bnlab import sweep
 from bnlab.reporting import importance
 from bnlab.reporting import sweepfiles
@@ -139,7 +140,7 @@ def killed_copy(sweep_dir, tmp_path):
   shutil.copytree(sweep_dir, workdir)
   for name in ('results.csv', 'history.jsonl', 'best.json', 'report.html', 'report.md'):
     os.remove(os.path.join(workdir, name))
-  path = os.path.join(workdir, sweepfiles.PROGRESS_FILE)
+  path = os.path.join(workdir, records.PROGRESS_FILE)
   with open(path) as f:
     text = f.read()
   with open(path, 'w') as f:
@@ -152,15 +153,15 @@ def test_a_killed_sweep_is_rebuilt_from_progress_alone(sweep_dir, tmp_path):
   result = run_report(workdir)
   assert result.returncode == 0, result.stderr[-2000:]
   assert os.path.getsize(os.path.join(workdir, 'report.html')) > 0
-  live = {r['trial']: r for r in sweepfiles.load(workdir).results}
+  live = {r.trial: r for r in sweepfiles.load(workdir).results}
   final = {int(r['trial']): r for r in read_csv(sweep_dir)}
   cut = max(live)  # Its last epoch's line was cut: it stopped one epoch short.
-  assert live[cut]['status'] == 'partial' and live[cut]['epochs'] == 1
+  assert live[cut].status == records.PARTIAL and live[cut].epochs == 1
   for trial, row in final.items():
     if trial != cut:
-      assert live[trial]['status'] == 'trained'
-      assert live[trial]['val_accuracy'] == float(row['val_accuracy'])
-      assert live[trial]['setting']['optimizer.learning_rate'] == float(
+      assert live[trial].status == records.TRAINED
+      assert live[trial].value('val_accuracy') == float(row['val_accuracy'])
+      assert live[trial].setting['optimizer.learning_rate'] == float(
           row['optimizer.learning_rate'])
 
 

@@ -1,5 +1,6 @@
 """The report's parts without a sweep: importance, axis positions, file reading, live monitor."""
 
+import dataclasses
 import io
 import json
 import math
@@ -15,6 +16,7 @@ import optuna
 import pytest
 
 from bnlab import monitor
+from bnlab import records
 from bnlab import space
 from bnlab import worker
 from bnlab.reporting import figures
@@ -34,9 +36,15 @@ def synthetic(n, seed=0, specs=SPECS):
   out = []
   for i in range(n):
     setting = {f: s.value(rng.random()) for f, s in specs.items()}
-    out.append({'trial': i, 'status': 'ok', 'setting': setting,
-                'val_accuracy': 1 - (math.log10(setting['lr']) + 2.5) ** 2 / 4})
+    out.append(records.TrialRecord(
+        trial=i, setting=setting, status=records.OK, epochs=1,
+        metrics={'val_accuracy': 1 - (math.log10(setting['lr']) + 2.5) ** 2 / 4}))
   return out
+
+
+def flat(trials, value=0.5):
+  """The trials with one and the same val_accuracy."""
+  return [dataclasses.replace(r, metrics={'val_accuracy': value}) for r in trials]
 
 
 def test_fanova_finds_the_one_field_that_matters():
@@ -48,8 +56,7 @@ def test_fanova_finds_the_one_field_that_matters():
 def test_importance_explains_when_it_cannot_be_computed():
   assert importance.importances(synthetic(2), SPECS, 'val_accuracy', 'max') == (
       {}, '2 finished trials; importance needs at least 3')
-  flat = [dict(r, val_accuracy=0.5) for r in synthetic(5)]
-  assert importance.importances(flat, SPECS, 'val_accuracy', 'max')[1] == (
+  assert importance.importances(flat(synthetic(5)), SPECS, 'val_accuracy', 'max')[1] == (
       'every finished trial has val_accuracy=0.5')
   one = {'lr': SPECS['lr']}
   assert importance.importances(synthetic(8, specs=one), one, 'val_accuracy', 'max') == (
@@ -59,7 +66,7 @@ def test_importance_explains_when_it_cannot_be_computed():
 def test_a_large_sweep_is_scored_on_a_seeded_sample_of_its_finished_trials(monkeypatch):
   monkeypatch.setattr(importance, 'MAX_TRIALS', 20)
   trials = synthetic(60)
-  trials[0]['status'], trials[1]['val_accuracy'] = 'diverged', float('nan')
+  trials[0].status, trials[1].metrics['val_accuracy'] = records.DIVERGED, float('nan')
   fed = []
   evaluate = optuna.importance.get_param_importances
   monkeypatch.setattr(optuna.importance, 'get_param_importances',
@@ -69,12 +76,11 @@ def test_a_large_sweep_is_scored_on_a_seeded_sample_of_its_finished_trials(monke
   assert list(scores)[0] == 'lr' and sum(scores.values()) == pytest.approx(1.0)
   assert importance.importances(trials, SPECS, 'val_accuracy', 'max') == (scores, note)
   chosen = importance.sample(importance.finished(trials, 'val_accuracy'))
-  assert [t.params['lr'] for t in fed[0].trials] == [r['setting']['lr'] for r in chosen]
+  assert [t.params['lr'] for t in fed[0].trials] == [r.setting['lr'] for r in chosen]
   assert len(chosen) == 20 and trials[0] not in chosen and trials[1] not in chosen
   assert importance.sample(trials[:20]) == trials[:20]
   assert importance.importances(trials[2:], SPECS, 'val_accuracy', 'max', seed=1)[0] != scores
-  flat = [dict(r, val_accuracy=0.5) for r in trials[2:]]
-  assert importance.importances(flat, SPECS, 'val_accuracy', 'max')[1] == (
+  assert importance.importances(flat(trials[2:]), SPECS, 'val_accuracy', 'max')[1] == (
       'every one of a random 20 of the 58 finished trials has val_accuracy=0.5')
 
 
@@ -138,21 +144,24 @@ def test_the_worker_process_does_not_outlive_a_killed_sweep(tmp_path):
 
 
 def test_distributions_follow_the_scale_each_spec_samples():
-  lr = importance.distribution(SPECS['lr'])
+  specs = {**SPECS, 'depth': space.parse('int_uniform(1, 4)')}
+  trials = synthetic(4, specs=specs)
+  trials[0].setting['b2'] = 0.99
+  first = importance.study(trials, specs, 'val_accuracy', 'max').trials[0]
+  lr = first.distributions['lr']
   assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
-  b2 = importance.distribution(SPECS['b2'])
+  b2 = first.distributions['b2']
   assert (b2.low, b2.high, b2.log) == (pytest.approx(1e-4), pytest.approx(0.1), True)
-  assert importance.param_value(SPECS['b2'], 0.99) == pytest.approx(0.01)
-  widths = importance.distribution(SPECS['widths'])
-  assert widths.choices == ('(16, 16)', '(8,)')
-  assert importance.distribution(space.parse('int_uniform(1, 4)')) == (
-      optuna.distributions.IntDistribution(1, 4))
+  assert first.params['b2'] == pytest.approx(0.01)  # 1 - b2, the scale it is sampled on.
+  assert first.distributions['widths'].choices == ('(16, 16)', '(8,)')
+  assert first.params['widths'] == str(trials[0].setting['widths'])
+  assert first.distributions['depth'] == optuna.distributions.IntDistribution(1, 4)
 
 
 def test_only_finished_trials_feed_the_study():
   trials = synthetic(6)
-  trials[0]['status'], trials[1]['status'] = 'pruned', 'diverged'
-  trials[2]['val_accuracy'] = float('nan')
+  trials[0].status, trials[1].status = records.PRUNED, records.DIVERGED
+  trials[2].metrics['val_accuracy'] = float('nan')
   study = importance.study(trials, SPECS, 'val_accuracy', 'min')
   assert len(study.trials) == 3 and study.direction == optuna.study.StudyDirection.MINIMIZE
 
@@ -165,6 +174,16 @@ def test_parallel_axes_put_values_on_their_sampling_scale():
   assert [figures.position(SPECS['widths'], v) for v in ((16, 16), (8,))] == [0.0, 1.0]
 
 
+def test_figures_draw_the_trials_whose_setting_is_known_and_skip_the_others():
+  # A trial seen only in progress.jsonl may lack a field (a running sweep's report).
+  trials = synthetic(12)
+  del trials[0].setting['lr'], trials[1].setting['widths']
+  for draw in (lambda: figures.parallel(trials, SPECS, 'val_accuracy', 'max'),
+               lambda: figures.contour(trials, SPECS, ['lr', 'noise'], 'val_accuracy', 'max'),
+               lambda: figures.metric_vs('lr', SPECS['lr'], trials, 'val_accuracy')):
+    assert draw().startswith(b'\x89PNG')
+
+
 def test_values_read_back_from_csv_and_json_get_their_spec_types():
   assert sweepfiles.parse_value(SPECS['widths'], '(8,)') == (8,)
   assert sweepfiles.parse_value(SPECS['widths'], [16, 16]) == (16, 16)
@@ -172,32 +191,34 @@ def test_values_read_back_from_csv_and_json_get_their_spec_types():
   assert sweepfiles.parse_value(SPECS['lr'], '0.001') == 0.001
 
 
-def fake_population(trials, epoch, epochs, programs):
-  return types.SimpleNamespace(trials=np.asarray(trials), epoch=epoch, programs=programs,
-                               static=types.SimpleNamespace(
-                                   train=types.SimpleNamespace(epochs=epochs)))
+def fake_population(trials, size, settings, epoch, epochs, programs):
+  """A population as the monitor sees it: `size` real members first, then padding copies."""
+  return types.SimpleNamespace(trials=np.asarray(trials), size=size, epoch=epoch, epochs=epochs,
+                               settings=[settings[t] for t in trials],
+                               started=np.zeros(len(trials), int), programs=programs)
 
 
 def test_monitor_counts_each_trial_once_and_tracks_best_and_median(tmp_path):
   config = test_config.get_config()
   settings = [{'optimizer.learning_rate': 0.01 * (i + 1)} for i in range(3)]
   bar = io.StringIO()
-  live = monitor.Monitor(str(tmp_path), config, settings, [config] * 3, bar_file=bar)
+  live = monitor.Monitor(str(tmp_path), config, 3 * config.train.epochs, bar_file=bar)
   programs = types.SimpleNamespace(compile_seconds=1.5)
   # A chunk of trials 0, 1 and one of trial 2 padded with a copy of itself (as the engine does).
-  for trials, accs, diverged in (([0, 1], [.5, .7], [0, 0]), ([2, 2], [.9, .9], [1, 1])):
+  for trials, size, accs, diverged in (([0, 1], 2, [.5, .7], [0, 0]),
+                                       ([2, 2], 1, [.9, .9], [1, 1])):
     for epoch in (1, 2):
       metrics = {'val_accuracy': np.array(accs), 'val_loss': np.ones(2),
                  'train_loss': np.ones(2), 'diverged': np.array(diverged, bool)}
-      live.on_epoch(fake_population(trials, epoch, 2, programs), metrics, 0.25)
+      live.on_epoch(fake_population(trials, size, settings, epoch, 2, programs), metrics, 0.25)
   live.close()
   assert live.bar.n == live.bar.total == 3 * config.train.epochs
   assert 'val_accuracy best 0.7000 median 0.6000' in bar.getvalue()  # Trial 2 diverged.
-  rows = sweepfiles.read_jsonl(os.path.join(tmp_path, sweepfiles.PROGRESS_FILE))
+  rows = sweepfiles.read_jsonl(os.path.join(tmp_path, records.PROGRESS_FILE))
   assert [(r['trial'], r['epoch']) for r in rows] == [(0, 1), (1, 1), (0, 2), (1, 2), (2, 1),
                                                       (2, 2)]
   assert rows[-1]['diverged'] and rows[0]['optimizer.learning_rate'] == 0.01
-  with open(os.path.join(tmp_path, sweepfiles.TIMING_FILE)) as f:
+  with open(os.path.join(tmp_path, records.TIMING_FILE)) as f:
     timing = json.load(f)
   assert timing['compile_seconds'] == 1.5 and len(timing['programs']) == 1
   assert timing['train_seconds'] == 1.0 and timing['trial_epochs'] == 6

@@ -16,11 +16,12 @@ import pytest
 
 from bnlab import checkpoint
 from bnlab import checks
-from bnlab import engine
 from bnlab import files
+from bnlab import population as population_lib
 from bnlab import space
 from bnlab import sweep
 from tests.conftest import ROOT
+from tests.conftest import create_population
 
 
 class Interrupt(Exception):
@@ -55,15 +56,15 @@ def uninterrupted(tmp_path_factory, data_dir):
 def _count_epochs(monkeypatch, fail_at=None):
   """Counts Population.run_epoch calls; raises Interrupt on call number `fail_at`."""
   calls = []
-  real = engine.Population.run_epoch
+  real = population_lib.Population.run_epoch
 
-  def run_epoch(self, data):
+  def run_epoch(self, data, on_epoch=None, extra=None):
     calls.append(self.epoch)
     if len(calls) == fail_at:
       raise Interrupt
-    return real(self, data)
+    return real(self, data, on_epoch, extra)
 
-  monkeypatch.setattr(engine.Population, 'run_epoch', run_epoch)
+  monkeypatch.setattr(population_lib.Population, 'run_epoch', run_epoch)
   return calls
 
 
@@ -237,25 +238,27 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(config, data_di
 def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits, tmp_path):
   data, num_classes = digits
   configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
-  original = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
-  history = [original.run_epoch(data)]
+  original = create_population(configs, [0, 1], data, num_classes, seed=0)
+  original.run_epoch(data)
+  original.seconds = np.array([1.5, 2.5])
   checkpointer = checkpoint.SweepCheckpointer(str(tmp_path))
-  original.save(checkpointer, 'rung0', history, seconds=1.5, extra={'survivors': [1, 0]})
-  restored = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
-  restored_history, seconds, extra = restored.restore(checkpointer, 'rung0')
-  assert (restored.epoch, seconds, extra) == (1, 1.5, {'survivors': [1, 0]})
-  jax.tree.map(np.testing.assert_array_equal, restored_history, history)
+  original.save(checkpointer, 'rung0', extra={'survivors': [1, 0]})
+  restored = create_population(configs, [0, 1], data, num_classes, seed=0)
+  extra = restored.restore(checkpointer, 'rung0')
+  assert (restored.epoch, restored.seconds.tolist(), extra) == (1, [1.5, 2.5],
+                                                                {'survivors': [1, 0]})
+  jax.tree.map(np.testing.assert_array_equal, restored.history, original.history)
   jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)
   jax.tree.map(np.testing.assert_array_equal, restored.run_epoch(data), original.run_epoch(data))
-  assert engine.Population.create(configs, [0, 1], data, num_classes, seed=0).restore(
-      checkpointer, 'no_such_rung') == ([], 0.0, None)
+  assert create_population(configs, [0, 1], data, num_classes, seed=0).restore(
+      checkpointer, 'no_such_rung') is None
 
 
 def test_a_checkpoint_saved_compressed_by_an_earlier_bnlab_restores(config, digits, tmp_path):
   """Before its saves went uncompressed, bnlab saved the state with Orbax's StandardSave (zstd)."""
   data, num_classes = digits
   configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
-  original = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
+  original = create_population(configs, [0, 1], data, num_classes, seed=0)
   original.run_epoch(data)
   meta = {'epoch': 1, 'history': [], 'seconds': 2.0, 'extra': None}
   old = ocp.CheckpointManager(os.path.join(tmp_path, 'checkpoints', 'populations', 'chunk'),
@@ -263,7 +266,7 @@ def test_a_checkpoint_saved_compressed_by_an_earlier_bnlab_restores(config, digi
   old.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(original.state),
                                       meta=ocp.args.JsonSave(meta)))
   old.close()
-  restored = engine.Population.create(configs, [0, 1], data, num_classes, seed=0)
-  _, seconds, _ = restored.restore(checkpoint.SweepCheckpointer(str(tmp_path)), 'chunk')
-  assert (restored.epoch, seconds) == (1, 2.0)
+  restored = create_population(configs, [0, 1], data, num_classes, seed=0)
+  restored.restore(checkpoint.SweepCheckpointer(str(tmp_path)), 'chunk')
+  assert (restored.epoch, restored.seconds.tolist()) == (1, [2.0, 2.0])
   jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)

@@ -3,7 +3,7 @@ driver state), coarse_to_fine and tpe (rounds replayed from the journal). A swee
 several points and run again ends with the results of a run never interrupted, cell for cell.
 
 The equality is exact: a restored member continues bit for bit. Momentum SGD throughout, since
-Adam turns any float-level difference into lr-sized steps (see test_engine), which would make a
+Adam turns any float-level difference into lr-sized steps (see test_population), which would make a
 failure harder to read.
 """
 # test_resume's helpers (_count_epochs, _results, _launch, ...) serve this file too.
@@ -27,14 +27,18 @@ Interrupt = test_resume.Interrupt
 CONFIGS = {
     # Rungs at epochs 1, 2, 4; checkpoints only at the rungs and the end (cadence 0): an
     # interruption in epoch 3 or 4 goes back to the rung at epoch 2.
-    'halving': {'sweep.eta': 2, 'sweep.min_epochs': 1, 'train.epochs': 4,
+    'halving': {'sweep.halving.eta': 2, 'sweep.halving.min_epochs': 1, 'train.epochs': 4,
                 'train.checkpoint_every': 0, 'sweep.max_parallel': 2},
+    # Brackets of 4, 3 and 3 trials (rungs 1-2-4, 2-4 and 4 epochs), checkpointed as halving's.
+    'hyperband': {'sweep.hyperband.eta': 2, 'sweep.hyperband.min_epochs': 1, 'train.epochs': 4,
+                  'train.checkpoint_every': 0, 'sweep.max_parallel': 2},
     # An exploit step after every epoch, a checkpoint every second epoch (after its exploit).
-    'pbt': {'sweep.pbt_interval': 1, 'sweep.pbt_quantile': 0.5, 'train.epochs': 3,
+    'pbt': {'sweep.pbt.interval': 1, 'sweep.pbt.quantile': 0.5, 'train.epochs': 3,
             'train.checkpoint_every': 2, 'sweep.max_parallel': 4},
-    'coarse_to_fine': {'sweep.rounds': 2, 'train.epochs': 2, 'train.checkpoint_every': 1,
+    'coarse_to_fine': {'sweep.coarse_to_fine.rounds': 2, 'train.epochs': 2,
+                       'train.checkpoint_every': 1,
                        'sweep.max_parallel': 2},
-    'tpe': {'sweep.batch_size': 3, 'train.epochs': 2, 'train.checkpoint_every': 1,
+    'tpe': {'sweep.tpe.batch_size': 3, 'train.epochs': 2, 'train.checkpoint_every': 1,
             'sweep.max_parallel': 2},
 }
 
@@ -66,7 +70,7 @@ def uninterrupted(tmp_path_factory, data_dir):
 
 # (strategy, the Population.run_epoch call that raises, as a share of the uninterrupted run's).
 POINTS = [('halving', 0.6), ('halving', 1.0), ('pbt', 0.8), ('pbt', 1.0),
-          ('coarse_to_fine', 0.7), ('tpe', 0.7)]
+          ('coarse_to_fine', 0.7), ('tpe', 0.7), ('hyperband', 0.5), ('hyperband', 0.9)]
 
 
 @pytest.mark.parametrize('strategy,share', POINTS)
@@ -120,17 +124,19 @@ def _wait_for(pattern, process, timeout=300):
 
 
 @pytest.mark.slow  # About 40 s on two cores: two processes that each import TF and compile.
-def test_halving_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
-    uninterrupted, data_dir, tmp_path, monkeypatch):
-  expected, _ = uninterrupted('halving')
-  # test_resume's launcher, with this file's halving sweep as its overrides.
-  monkeypatch.setattr(test_resume, 'KILLED', {'sweep.strategy': 'halving',
-                                              'optimizer.name': 'momentum', **CONFIGS['halving']})
+@pytest.mark.parametrize('strategy,rung_one', [('halving', 'halving-r1-*'),
+                                               ('hyperband', 'hyperband-s2-r1-*')])
+def test_a_halving_sweep_killed_with_sigkill_after_a_rung_resumes_to_the_same_results(
+    strategy, rung_one, uninterrupted, data_dir, tmp_path, monkeypatch):
+  expected, _ = uninterrupted(strategy)
+  # test_resume's launcher, with this file's sweep as its overrides.
+  monkeypatch.setattr(test_resume, 'KILLED', {'sweep.strategy': strategy,
+                                              'optimizer.name': 'momentum', **CONFIGS[strategy]})
   workdir = str(tmp_path / 'workdir')
   with open(tmp_path / 'killed.log', 'w') as log:
     process = test_resume._launch(workdir, data_dir, log)
     # A survivor group of the second rung has saved: the kill lands past the first pruning.
-    found = _wait_for(os.path.join(workdir, 'checkpoints', 'populations', 'halving-r1-*', '*'),
+    found = _wait_for(os.path.join(workdir, 'checkpoints', 'populations', rung_one, '*'),
                       process)
     process.send_signal(signal.SIGKILL)
     process.wait()

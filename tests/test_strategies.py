@@ -1,5 +1,5 @@
 """Search strategies: samplers, boxes, rungs, PBT's exploit/explore (and the PBT paper's toy),
-TPE batches, seeds, and halving/PBT on the engine against the same trials trained plainly."""
+TPE batches, seeds, and halving/PBT on the populations against the same trials trained plainly."""
 
 import csv
 import math
@@ -13,15 +13,18 @@ import pytest
 from scipy import stats
 
 from bnlab import checks
-from bnlab import engine
+from bnlab import population as population_lib
+from bnlab import records
 from bnlab import space
 from bnlab import strategies
 from bnlab import sweep
-from bnlab.strategies import adaptive
+from bnlab.strategies import base
+from bnlab.strategies import coarse_to_fine
 from bnlab.strategies import halving
 from bnlab.strategies import pbt
-from bnlab.strategies import populations
 from bnlab.strategies import sampling
+from bnlab.strategies import tpe
+from tests.conftest import train_trials
 
 SPECS = space.parse_space({'optimizer': {'learning_rate': 'log_uniform(1e-4, 1e-1)',
                                          'b2': 'one_minus_log_uniform(0.9, 0.9999)'},
@@ -54,13 +57,17 @@ def test_u_cell_inverts_the_specs():
   assert sampling.u_cell(space.parse('int_uniform(1, 4)'), 2) == pytest.approx((0.25, 0.5))
 
 
-def _fake_trainer(calls, objective):
-  """Stands in for the engine: val_accuracy = objective(setting)."""
-  def train(settings, first_trial):
-    calls.append((first_trial, len(settings)))
-    return [{'trial': first_trial + i, 'status': 'ok', 'val_accuracy': objective(s)}
-            for i, s in enumerate(settings)]
-  return train
+class _FakeContext(base.Context):
+  """Stands in for the population loop: val_accuracy = objective(setting), no training."""
+
+  def __init__(self, config, specs, calls, objective):
+    super().__init__(config, specs, data={}, num_classes=0, max_parallel=0)
+    self.calls, self.objective = calls, objective
+
+  def train(self, settings, first_trial):
+    self.calls.append((first_trial, len(settings)))
+    return [records.TrialRecord(first_trial + i, s, 'ok', {'val_accuracy': self.objective(s)},
+                                epochs=1) for i, s in enumerate(settings)]
 
 
 def _near_1e2(setting):
@@ -68,30 +75,31 @@ def _near_1e2(setting):
 
 
 def test_coarse_to_fine_samples_each_round_in_the_box_of_the_previous_best(config):
-  config.sweep.strategy, config.sweep.num_trials, config.sweep.rounds = 'coarse_to_fine', 20, 3
+  config.sweep.strategy, config.sweep.num_trials = 'coarse_to_fine', 20
+  config.sweep.coarse_to_fine.rounds = 3
   specs = {'optimizer.learning_rate': SPECS['optimizer.learning_rate']}
   calls = []
-  settings, results = adaptive.coarse_to_fine(config, specs, _fake_trainer(calls, _near_1e2))
+  results = coarse_to_fine.run(_FakeContext(config, specs, calls, _near_1e2))
+  settings = [r.setting for r in results]
   assert calls == [(0, 7), (7, 7), (14, 6)]
   assert settings[:7] == sampling.quasirandom_trials(specs, config.seed, 7)  # Round 0.
   spec = specs['optimizer.learning_rate']
   for (start, size), (next_start, next_size) in zip(calls, calls[1:]):
-    done = sorted(range(start, start + size), key=lambda i: -results[i]['val_accuracy'])
+    done = sorted(range(start, start + size), key=lambda i: -results[i].value('val_accuracy'))
     top = [spec.quantile(settings[i]['optimizer.learning_rate']) for i in done[:2]]  # 25%: 2.
     for i in range(next_start, next_start + next_size):
       assert min(top) - 1e-9 <= spec.quantile(settings[i]['optimizer.learning_rate']) \
           <= max(top) + 1e-9
-  median = [np.median([r['val_accuracy'] for r in results[s:s + n]]) for s, n in calls]
+  median = [np.median([r.value('val_accuracy') for r in results[s:s + n]]) for s, n in calls]
   assert median[2] > median[0]  # Zooming in improves the typical trial.
 
 
 def test_tpe_asks_in_batches_inside_the_space_and_learns(config):
-  config.sweep.strategy, config.sweep.num_trials, config.sweep.batch_size = 'tpe', 40, 8
+  config.sweep.strategy, config.sweep.num_trials, config.sweep.tpe.batch_size = 'tpe', 40, 8
   calls = []
-  settings, _ = adaptive.tpe(config, SPECS, _fake_trainer(calls, _near_1e2))
+  settings = [r.setting for r in tpe.run(_FakeContext(config, SPECS, calls, _near_1e2))]
   assert calls == [(8 * i, 8) for i in range(5)]
   assert all(_inside(SPECS[f], v) for s in settings for f, v in s.items())
-  assert settings[:8] == adaptive.tpe_first_batch(config, SPECS)  # What prepare() checks.
   first, last = ([_near_1e2(s) for s in settings[a:a + 8]] for a in (0, 32))
   assert np.mean(last) > np.mean(first)  # Told results pull TPE toward lr = 1e-2.
 
@@ -149,22 +157,33 @@ def test_pbt_reaches_the_toy_optimum_that_fixed_hyperparameters_miss():
 
 def test_mean_spread_matches_scipy():
   values = [0.91, 0.93, 0.95, 0.92]
-  mean, std, half = sampling.mean_spread(values)
+  mean, std, half = base.mean_spread(values)
   low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
   assert (mean, std) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
   assert (mean - half, mean + half) == pytest.approx((low, high))
 
 
 @pytest.mark.parametrize('overrides, message', [
-    ({'sweep.strategy': 'hyperband'}, "sweep.strategy='hyperband' is not one of: grid, random"),
-    ({'sweep.strategy': 'halving', 'sweep.eta': 1}, 'sweep.eta=1 must be a int >= 2'),
-    ({'sweep.strategy': 'halving', 'sweep.min_epochs': 5}, 'sweep.min_epochs=5 must be <='),
-    ({'sweep.strategy': 'coarse_to_fine', 'sweep.rounds': 0}, 'sweep.rounds=0 must be a int'),
-    ({'sweep.strategy': 'coarse_to_fine', 'sweep.top_fraction': 1.5}, 'sweep.top_fraction=1.5'),
+    ({'sweep.strategy': 'bayes'}, "sweep.strategy='bayes' is not one of: grid, random"),
+    ({'sweep.strategy': 'halving', 'sweep.halving.eta': 1},
+     'sweep.halving.eta=1 must be a int >= 2'),
+    ({'sweep.strategy': 'halving', 'sweep.halving.min_epochs': 5},
+     'sweep.halving.min_epochs=5 must be <= train.epochs=2'),
+    ({'sweep.strategy': 'coarse_to_fine', 'sweep.coarse_to_fine.rounds': 0},
+     'sweep.coarse_to_fine.rounds=0 must be a int'),
+    ({'sweep.strategy': 'coarse_to_fine', 'sweep.coarse_to_fine.top_fraction': 1.5},
+     'sweep.coarse_to_fine.top_fraction=1.5'),
+    ({'sweep.strategy': 'hyperband', 'sweep.hyperband.eta': 1},
+     'sweep.hyperband.eta=1 must be a int >= 2'),
+    ({'sweep.strategy': 'hyperband', 'sweep.hyperband.min_epochs': 3},
+     'train.epochs=2 must be a multiple of sweep.hyperband.min_epochs=3'),
+    ({'sweep.strategy': 'hyperband', 'sweep.seeds': 2},
+     "sweep.seeds=2: sweep.strategy='hyperband' takes seeds=1"),
     ({'sweep.strategy': 'tpe', 'sweep.space.optimizer.learning_rate': 'grid(0.1, 0.01)'},
      "sweep.space.optimizer.learning_rate=grid(...): sweep.strategy='tpe' takes no grid"),
-    ({'sweep.strategy': 'tpe', 'sweep.batch_size': 0}, 'sweep.batch_size=0'),
-    ({'sweep.strategy': 'pbt', 'sweep.pbt_quantile': 0.75}, 'sweep.pbt_quantile=0.75'),
+    ({'sweep.strategy': 'tpe', 'sweep.tpe.batch_size': 0}, 'sweep.tpe.batch_size=0'),
+    ({'sweep.strategy': 'pbt', 'sweep.pbt.quantile': 0.75}, 'sweep.pbt.quantile=0.75'),
+    ({'sweep.strategy': 'pbt', 'sweep.pbt.interval': True}, 'sweep.pbt.interval=True must be'),
     ({'sweep.strategy': 'pbt', 'sweep.space.optimizer.learning_rate': '',
       'sweep.space.model.bn_momentum': ''},
      "sweep.space: sweep.strategy='pbt' needs a swept dynamic"),
@@ -194,54 +213,57 @@ def _rows(path):
 
 def test_halving_shrinks_by_rung_and_survivors_continue_exactly(config, digits, tmp_path):
   data, num_classes = digits
-  config.sweep.strategy, config.sweep.eta, config.sweep.min_epochs = 'halving', 2, 1
+  config.sweep.strategy, config.sweep.halving.eta, config.sweep.halving.min_epochs = 'halving', 2, 1
   config.train.epochs, config.sweep.max_parallel = 3, 8
   results = sweep.run(config, str(tmp_path))
   # 6 trials, rungs at epochs 1, 2, 3: 3 pruned after one epoch, 2 after two, 1 trained to 3.
-  assert sorted((r['status'], r['epochs']) for r in results) == (
+  assert sorted((r.status, r.epochs) for r in results) == (
       [('ok', 3)] + [('pruned', 1)] * 3 + [('pruned', 2)] * 2)
   assert [(r['status'], int(r['epochs'])) for r in _rows(tmp_path / 'results.csv')] == [
-      (r['status'], r['epochs']) for r in results]
+      (r.status, r.epochs) for r in results]
   for rung in (1, 2):  # Whoever went on beat whoever stopped, at the rung.
-    went_on = [r['history'][rung - 1]['val_accuracy'] for r in results if r['epochs'] > rung]
-    stopped = [r['history'][rung - 1]['val_accuracy'] for r in results if r['epochs'] == rung]
+    went_on = [r.history[rung - 1]['val_accuracy'] for r in results if r.epochs > rung]
+    stopped = [r.history[rung - 1]['val_accuracy'] for r in results if r.epochs == rung]
     assert min(went_on) >= max(stopped)
   # The same trials trained to the end without pruning: each halving trial's curve is its prefix.
-  plain = engine.train_trials([r['config'] for r in results], [r['trial'] for r in results],
-                              data, num_classes, config.seed, 8)
+  plain = train_trials([space.with_overrides(config, r.setting) for r in results],
+                       [r.trial for r in results], data, num_classes, config.seed, 8)
   for cut, full in zip(results, plain):
-    for mine, theirs in zip(cut['history'], full['history'][:cut['epochs']]):
+    for mine, theirs in zip(cut.history, full.history[:cut.epochs]):
       for metric in ('val_loss', 'train_loss', 'val_accuracy'):
-        assert mine[metric] == pytest.approx(theirs[metric], rel=1e-5), (cut['trial'], metric)
-  survivor = next(r for r in results if r['status'] == 'ok')
-  assert survivor['test_accuracy'] == pytest.approx(plain[survivor['trial']]['test_accuracy'])
+        assert mine[metric] == pytest.approx(theirs[metric], rel=1e-5), (cut.trial, metric)
+  survivor = next(r for r in results if r.status == 'ok')
+  assert survivor.value('test_accuracy') == pytest.approx(
+      plain[survivor.trial].value('test_accuracy'))
 
 
 def test_seeds_train_in_one_program_and_report_the_mean(config, digits):
   data, num_classes = digits
   config.sweep.space.model.widths, config.sweep.seeds = '', 2
   # SGD: per-member batches run other kernels than one shared batch; Adam would turn that float
-  # noise into lr-sized steps (see test_engine), SGD keeps it at float level.
+  # noise into lr-sized steps (see test_population), SGD keeps it at float level.
   config.optimizer.name = 'sgd'
   settings = space.random_trials(space.parse_space(config.sweep.space), config.seed, 2)
-  seeded = sampling.Trainer(config, data, num_classes)(settings, 0)  # 4 members, own orders.
+  context = base.Context(config, space.parse_space(config.sweep.space), data, num_classes, 8)
+  seeded = context.train(settings, 0)  # 4 members, own orders.
   per_seed = []
   for seed in (config.seed, config.seed + 1):  # Each seed alone, members sharing one order.
     configs = [space.with_overrides(config, {**s, 'seed': seed}) for s in settings]
-    per_seed.append(engine.train_trials(configs, [0, 1], data, num_classes, seed, 8))
+    per_seed.append(train_trials(configs, [0, 1], data, num_classes, seed, 8))
   for j, result in enumerate(seeded):
-    values = [runs[j]['val_loss'] for runs in per_seed]
+    values = [runs[j].value('val_loss') for runs in per_seed]
     assert values[0] != pytest.approx(values[1], rel=1e-3)  # Seeds differ.
-    assert result['val_loss_per_seed'] == pytest.approx(values, rel=1e-4)
-    assert result['val_loss'] == pytest.approx(np.mean(values), rel=1e-4)
-    assert result['val_loss_std'] == pytest.approx(np.std(values, ddof=1), rel=1e-3)
-    assert result['seeds'] == 2 and len(result['history']) == config.train.epochs
+    assert result.extras['val_loss_per_seed'] == pytest.approx(values, rel=1e-4)
+    assert result.value('val_loss') == pytest.approx(np.mean(values), rel=1e-4)
+    assert result.metrics['val_loss_std'] == pytest.approx(np.std(values, ddof=1), rel=1e-3)
+    assert result.extras['seeds'] == 2 and len(result.history) == config.train.epochs
+    assert result.setting == settings[j]
 
 
 def _pbt_config(config):
   config.sweep.strategy, config.sweep.space.model.widths = 'pbt', ''
   config.train.epochs, config.sweep.max_parallel = 3, 8
-  config.sweep.pbt_interval, config.sweep.pbt_quantile = 1, 0.5
+  config.sweep.pbt.interval, config.sweep.pbt.quantile = 1, 0.5
   return config
 
 
@@ -254,9 +276,9 @@ def test_pbt_records_each_members_schedule(config, tmp_path):
   initial = space.random_trials(specs, config.seed, config.sweep.num_trials)
   changed = 0
   for result, start in zip(results, initial):
-    schedule = [{f: row[f] for f in specs} for row in result['history']]
+    schedule = [{f: row[f] for f in specs} for row in result.history]
     assert schedule[0] == pytest.approx(start)  # Epoch 1 trains the sampled setting.
-    assert result['setting'] == pytest.approx(schedule[-1])  # The setting it ended with.
+    assert result.setting == pytest.approx(schedule[-1])  # The setting it ended with.
     changed += schedule[-1] != pytest.approx(start)
   assert changed >= 1  # Three of six members are replaced at each of two PBT steps.
 
@@ -266,15 +288,16 @@ def test_pbt_step_copies_the_whole_state_and_sets_the_new_hyperparameters(config
   config = _pbt_config(config)
   specs = space.parse_space(config.sweep.space)
   settings = space.random_trials(specs, config.seed, config.sweep.num_trials)
-  (group,) = populations.create([space.with_overrides(config, s) for s in settings], data,
-                                num_classes, config.seed, 8)
-  populations.run_epoch(group, data)
-  before = jax.device_get(group.population.state)
+  (population,) = base.Context(config, specs, data, num_classes, 8).populations(settings)
+  population.run_epoch(data)
+  before = jax.device_get(population.state)
   values = {f: [s[f] for s in settings] for f in specs}
-  new = pbt.exploit_and_explore(group, values, config, specs, np.random.default_rng(7), data)
-  source, copied = pbt.exploit(populations.scores(group, config), 0.5, np.random.default_rng(7))
+  pbt.exploit_and_explore(population, list(specs), config, specs, np.random.default_rng(7))
+  new = {f: [population.settings[k][f] for k in range(population.size)] for f in specs}
+  source, copied = pbt.exploit(population.scores(config.sweep.metric, config.sweep.mode), 0.5,
+                               np.random.default_rng(7))
   assert copied.sum() == 3
-  after = jax.device_get(group.population.state)
+  after = jax.device_get(population.state)
   for k in range(6):
     for tree in ('params', 'batch_stats'):
       jax.tree.map(np.testing.assert_array_equal,
@@ -283,9 +306,33 @@ def test_pbt_step_copies_the_whole_state_and_sets_the_new_hyperparameters(config
     np.testing.assert_array_equal(after.opt_state.inner_state[2][0].mu['Dense_0']['kernel'][k],
                                   before.opt_state.inner_state[2][0].mu['Dense_0']['kernel'][
                                       source[k]])
-  hparams = group.population.hparams()
+  hparams = population.hparams()
   for field in specs:
     section, key = field.split('.')
     np.testing.assert_allclose(hparams[section][key], np.asarray(new[field], np.float32))
     for k in np.flatnonzero(~copied):
       assert new[field][k] == values[field][k]
+
+
+@pytest.mark.parametrize('old, new', sorted(records.RENAMED.items()))
+def test_an_old_flat_strategy_field_names_the_field_that_replaced_it(config, old, new):
+  section, key = old.split('.')
+  config[section][key] = 3  # As a config file of an earlier version would set it.
+  with pytest.raises(checks.ConfigError, match='^' + re.escape(f'{old} is now {new}')):
+    sweep.prepare(config)
+
+
+@pytest.mark.parametrize('name', list(strategies.STRATEGIES))
+def test_every_strategy_keeps_the_protocol_and_plans_what_it_trains(config, name):
+  strategy = strategies.STRATEGIES[name]
+  config.sweep.strategy = name
+  if name == 'grid':
+    config.sweep.space.optimizer.learning_rate = 'grid(0.1, 0.01)'
+    config.sweep.space.model.bn_momentum = 'grid(0.9, 0.99)'
+    config.sweep.space.model.widths = 'grid((16, 16), (8,))'
+  specs = sweep.prepare(config)
+  assert isinstance(strategy.SEARCHES, bool)
+  assert (name in strategies.SEARCHING) == strategy.SEARCHES
+  plan = strategy.plan(config, specs)
+  assert plan.trials >= 1 and plan.trial_epochs >= plan.trials
+  assert all(callable(getattr(strategy, f)) for f in ('check', 'plan', 'run'))

@@ -27,6 +27,7 @@ from tensorboard.backend.event_processing import event_file_loader
 
 from bnlab import checks
 from bnlab import files
+from bnlab import records
 from bnlab import sweep
 from bnlab.reporting import cli
 from bnlab.reporting import compare
@@ -279,7 +280,7 @@ def test_a_sweep_on_gs_writes_there_resumes_and_completes(bucket, config, tmp_pa
   assert no_local_leak(bucket)
   loaded = sweepfiles.load(workdir)  # The report's reader, through gs://.
   assert loaded.finished and loaded.name == 'test' and len(loaded.results) == 6
-  progress = sweepfiles.read_jsonl(os.path.join(workdir, sweepfiles.PROGRESS_FILE))
+  progress = sweepfiles.read_jsonl(os.path.join(workdir, records.PROGRESS_FILE))
   assert {(r['trial'], r['epoch']) for r in progress} == {(t, e) for t in range(6)
                                                           for e in (1, 2)}
   page = compare.write_compare(workdir, local_workdir)

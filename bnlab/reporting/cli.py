@@ -7,7 +7,9 @@ from bnlab.reporting import compare
 from bnlab.reporting import pages
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
+  """Rebuilds the report (and a comparison) of the workdir in `argv`; a folder without
+  config.json exits 2 with one line."""
   parser = argparse.ArgumentParser(
       prog='python -m bnlab.report',
       description='Rebuilds report.html and report.md of a sweep workdir from its files '

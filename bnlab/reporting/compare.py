@@ -3,16 +3,17 @@
 import os
 
 from bnlab import files
+from bnlab import records
 from bnlab import space
 from bnlab.reporting import figures
 from bnlab.reporting import pages
 from bnlab.reporting import sweepfiles
 
 
-def config_differences(a, b):
+def config_differences(a: sweepfiles.Sweep, b: sweepfiles.Sweep) -> list[list[str]]:
   """Rows (field, value in a, value in b) for every config field that differs."""
   fa, fb = space.flat_fields(a.config), space.flat_fields(b.config)
-  return [[k, pages.fmt(fa.get(k, '')), pages.fmt(fb.get(k, ''))]
+  return [[k, records.fmt(fa.get(k, '')), records.fmt(fb.get(k, ''))]
           for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
@@ -20,7 +21,7 @@ def _side_by_side(left, right):
   return f'<div class="pair"><div>{left}</div><div>{right}</div></div>'
 
 
-def compare_html(a, b):
+def compare_html(a: sweepfiles.Sweep, b: sweepfiles.Sweep) -> str:
   """The comparison page of sweeps a and b (sweepfiles.Sweep each)."""
   page_a, page_b = pages.make_page(a), pages.make_page(b)
   parts = ['<h2>Config differences</h2>',
@@ -42,7 +43,7 @@ def compare_html(a, b):
   return pages.html_page(f'{a.name} vs {b.name}', '\n'.join(parts))
 
 
-def write_compare(workdir, other):
+def write_compare(workdir: str, other: str) -> str:
   """Writes WORKDIR/compare_<other name>.html; returns its path."""
   a, b = sweepfiles.load(workdir), sweepfiles.load(other)
   path = os.path.join(workdir, f'compare_{b.name}.html')

@@ -2,68 +2,99 @@
 
 Axes follow the spec a field was sampled from: log-uniform fields on a log axis, one-minus-log
 fields as 1 - x on a log axis, categorical ones at evenly spaced positions. Colour means the
-metric (bright is better); trials that diverged or stopped early are drawn faint.
+metric (bright is better); trials that diverged or stopped early are drawn faint. Many trials'
+lines are drawn as one LineCollection artist, not one Line2D each (BENCHMARKS.md, engine
+change 10).
 """
 
 import io
-import math
+from typing import Any
 
 import matplotlib
 from matplotlib import collections as mcollections
 from matplotlib import ticker
-import matplotlib.tri
 import matplotlib.pyplot as plt
+import matplotlib.tri
 import numpy as np
 
-from bnlab import report
+from bnlab import records
+from bnlab import space
+from bnlab.records import TrialRecord
 from bnlab.reporting import sweepfiles
 
 matplotlib.use('Agg')
 FAINT = {'color': '0.6', 'alpha': 0.35, 'linestyle': '--', 'linewidth': 0.8}
+Specs = dict[str, space.Spec]
 
 
-def png(fig):
-  """The figure as PNG bytes; the figure is closed."""
+def png(fig: plt.Figure) -> bytes:
+  """The figure as PNG bytes (laid out tight, 100 dpi); the figure is closed."""
   out = io.BytesIO()
   fig.tight_layout()
-  report.save_png(fig, out)
+  fig.savefig(out, format='png', dpi=100)
+  plt.close(fig)
   return out.getvalue()
 
 
-def scored(results, metric):
-  """Trials that count: not diverged, finite metric."""
-  return [r for r in results if r['status'] != 'diverged' and math.isfinite(r[metric])]
+def axis_values(spec: space.Spec, values: list[Any]) -> tuple[list[Any], str, str]:
+  """Plot positions for a field's values, the axis label prefix, and the axis scale
+  ('linear', 'log' or 'categorical': positions 0, 1, ... of the spec's values)."""
+  if spec.scale == 'one_minus_log':
+    return [1 - v for v in values], '1 - ', 'log'
+  if spec.is_numeric:
+    return values, '', 'log' if spec.scale == 'log' else 'linear'
+  labels = [str(v) for v in spec.args]
+  return [labels.index(str(v)) for v in values], '', 'categorical'
 
 
-def colour_map(results, metric, mode):
+def _scored(results, metric):
+  return [r for r in results if r.scored(metric)]
+
+
+def colour_map(results: list[TrialRecord], metric: str,
+               mode: str) -> tuple[matplotlib.colors.Colormap, matplotlib.colors.Normalize]:
   """(cmap, norm) over the trials' finite metric values; bright is better."""
-  values = [r[metric] for r in scored(results, metric)] or [0.0, 1.0]
+  values = [r.value(metric) for r in _scored(results, metric)] or [0.0, 1.0]
   cmap = plt.get_cmap('viridis' if mode == 'max' else 'viridis_r')
   lo, hi = min(values), max(values)
   return cmap, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9)
 
 
-def metric_vs(field, spec, results, metric):
-  """The metric against one swept field (report.plot_metric_vs, into bytes)."""
-  out = io.BytesIO()
-  report.plot_metric_vs(out, field, spec, results, metric)
-  return out.getvalue()
+def _having(results, fields):
+  """The trials whose setting has every one of `fields` (a trial seen only in progress.jsonl
+  may lack some)."""
+  return [r for r in results if all(f in r.setting for f in fields)]
 
 
-def curves(results, metric, mode, top=8):
-  """Learning curves: the top trials in colour, every other one faint."""
-  curve = metric if metric in sweepfiles.SCALARS else 'val_accuracy'
-  best = report.ranked([r for r in results if r['status'] == sweepfiles.FINISHED], metric,
-                       mode)[:top]
+def metric_vs(field: str, spec: space.Spec, results: list[TrialRecord], metric: str) -> bytes:
+  """The metric against one swept field, on the field's sampling scale."""
+  shown = _having(_scored(results, metric), [field])
+  x, prefix, scale = axis_values(spec, [r.setting[field] for r in shown])
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.scatter(x, [r.value(metric) for r in shown], s=14, alpha=0.7)
+  if scale == 'categorical':
+    ax.set_xticks(range(len(spec.args)), [str(v) for v in spec.args], rotation=20, fontsize=7)
+  else:
+    ax.set_xscale(scale)
+  ax.set_xlabel(prefix + field + (' (log scale)' if scale == 'log' else ''))
+  ax.set_ylabel(metric)
+  ax.set_title(f'{metric} vs {field}')
+  ax.grid(alpha=0.3)
+  return png(fig)
+
+
+def curves(results: list[TrialRecord], metric: str, mode: str, top: int = 8) -> bytes:
+  """Learning curves: the top finished trials in colour, every other one faint."""
+  curve = metric if metric in records.SCALARS else 'val_accuracy'
+  best = records.ranked([r for r in results if r.status == records.OK], metric, mode)[:top]
   fig, ax = plt.subplots(figsize=(6.5, 4))
   top_ids = {id(r) for r in best}
-  faint = [[(h['epoch'], h[curve]) for h in r['history']]
-           for r in results if id(r) not in top_ids and r['history']]
-  # One artist for them all: 1,024 separate lines took 0.8 s to draw, this 0.1 s.
-  ax.add_collection(mcollections.LineCollection(faint, **FAINT))
+  faint = [[(h['epoch'], h[curve]) for h in r.history]
+           for r in results if id(r) not in top_ids and r.history]
+  ax.add_collection(mcollections.LineCollection(faint, **FAINT))  # One artist for them all.
   for r in best:
-    ax.plot([h['epoch'] for h in r['history']], [h[curve] for h in r['history']], marker='.',
-            label=f'trial {r["trial"]}')
+    ax.plot([h['epoch'] for h in r.history], [h[curve] for h in r.history], marker='.',
+            label=f'trial {r.trial}')
   ax.plot([], [], **FAINT, label='other trials (pruned, diverged, partial: faint)')
   ax.autoscale_view()
   ax.set(xlabel='epoch', ylabel=curve, title=f'learning curves, top {len(best)} in colour')
@@ -74,7 +105,35 @@ def curves(results, metric, mode, top=8):
   return png(fig)
 
 
-def position(spec, value):
+def scheduled_fields(results: list[TrialRecord], specs: Specs) -> list[str]:
+  """The swept fields that the trials' history rows carry: hyperparameters that change during
+  training (PBT's schedules), where other strategies' rows hold metrics alone."""
+  carried = {f for r in results for row in r.history for f in row}
+  return [f for f in specs if f in carried]
+
+
+def schedules(results: list[TrialRecord], specs: Specs, fields: list[str], metric: str,
+              mode: str, top: int = 5) -> bytes:
+  """Each of `fields` over epochs, one line per trial (the top ones by `metric` in colour)."""
+  best = {r.trial for r in records.ranked(results, metric, mode)[:top]}
+  fig, axes = plt.subplots(len(fields), 1, figsize=(6, 2.6 * len(fields)), squeeze=False)
+  for ax, field in zip(axes[:, 0], fields):
+    for r in results:
+      rows = [h for h in r.history if field in h]
+      y, prefix, scale = axis_values(specs[field], [h[field] for h in rows])
+      style = ({'lw': 1.6, 'label': f'trial {r.trial}'} if r.trial in best
+               else {'lw': 0.6, 'color': 'gray', 'alpha': 0.4})
+      ax.step([h['epoch'] for h in rows], y, where='post', **style)
+    ax.set_yscale(scale if scale != 'categorical' else 'linear')
+    ax.set_ylabel(prefix + field, fontsize=8)
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_title(f'PBT hyperparameter schedules (top {top} by {metric} in color)')
+  axes[0, 0].legend(fontsize=7)
+  axes[-1, 0].set_xlabel('epoch')
+  return png(fig)
+
+
+def position(spec: space.Spec, value: Any) -> float:
   """Where a value sits on its parallel axis, in [0, 1] (the spec's own scale)."""
   if spec.is_numeric:
     return min(max(spec.quantile(value), 0.0), 1.0)
@@ -88,19 +147,19 @@ def _axis_ticks(spec):
   return [(position(spec, v), str(v).replace(' ', '')) for v in spec.args]
 
 
-def parallel(results, specs, metric, mode):
+def parallel(results: list[TrialRecord], specs: Specs, metric: str, mode: str) -> bytes:
   """Parallel coordinates: one line per trial through every swept field and the metric."""
   fields = list(specs)
   cmap, norm = colour_map(results, metric, mode)
-  good = scored(results, metric)
+  good = _having(_scored(results, metric), fields)
   good_ids = {id(r) for r in good}
   lines, colours = [], []
-  for r in sorted(good, key=lambda r: r[metric] * (1 if mode == 'max' else -1)):
-    ys = [position(specs[f], r['setting'][f]) for f in fields] + [norm(r[metric])]
+  for r in sorted(good, key=lambda r: records.oriented(r.value(metric), mode)):
+    ys = [position(specs[f], r.setting[f]) for f in fields] + [norm(r.value(metric))]
     lines.append(list(enumerate(ys)))
-    colours.append(cmap(norm(r[metric])))
-  faint = [list(enumerate([position(specs[f], r['setting'][f]) for f in fields]))
-           for r in results if id(r) not in good_ids and r['setting']]
+    colours.append(cmap(norm(r.value(metric))))
+  faint = [list(enumerate([position(specs[f], r.setting[f]) for f in fields]))
+           for r in _having(results, fields) if id(r) not in good_ids and r.setting]
   fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * (len(fields) + 1)), 4.2))
   ax.add_collection(mcollections.LineCollection(faint, **FAINT))
   ax.add_collection(mcollections.LineCollection(lines, colors=colours, linewidths=1.2))
@@ -122,7 +181,7 @@ def parallel(results, specs, metric, mode):
 
 def _coordinates(spec, values):
   """Plot positions, an axis-label prefix, the axis scale, and positions -> interpolation space."""
-  xs, prefix, scale = report._x_values(spec, values)  # pylint: disable=protected-access
+  xs, prefix, scale = axis_values(spec, values)
   xs = np.asarray(xs, np.float64)
   return xs, prefix, scale, (np.log10(xs) if scale == 'log' else xs)
 
@@ -166,12 +225,13 @@ def _background(ax, fields, coords, z, cmap, norm):
     pass  # Too few or collinear trials (qhull's RuntimeError): the points alone.
 
 
-def contour(results, specs, pair, metric, mode):
+def contour(results: list[TrialRecord], specs: Specs, pair: list[str], metric: str,
+            mode: str) -> bytes:
   """The metric over the plane of two fields (contour or heat map), and the trials on it."""
-  good = scored(results, metric)
+  good = _having(_scored(results, metric), pair)
   cmap, norm = colour_map(results, metric, mode)
-  coords = [_coordinates(specs[f], [r['setting'][f] for r in good]) for f in pair]
-  z = np.asarray([r[metric] for r in good])
+  coords = [_coordinates(specs[f], [r.setting[f] for r in good]) for f in pair]
+  z = np.asarray([r.value(metric) for r in good])
   fig, ax = plt.subplots(figsize=(6, 4.5))
   _background(ax, [specs[f] for f in pair], coords, z, cmap, norm)
   ax.scatter(coords[0][0], coords[1][0], c=z, cmap=cmap, norm=norm, edgecolors='k',
@@ -183,7 +243,7 @@ def contour(results, specs, pair, metric, mode):
   return png(fig)
 
 
-def importance_bars(scores, trials):
+def importance_bars(scores: dict[str, float], trials: str) -> bytes:
   """Horizontal bars of {field: importance}, most important on top; `trials` says which fed it."""
   fields = list(scores)[::-1]
   fig, ax = plt.subplots(figsize=(6, 0.7 + 0.45 * len(fields)))
@@ -195,15 +255,15 @@ def importance_bars(scores, trials):
   return png(fig)
 
 
-def compare_metric(sweeps):
+def compare_metric(sweeps: list[sweepfiles.Sweep]) -> bytes:
   """Two or more sweeps' metric: the empirical CDF and the best so far against trial index."""
   fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
   metric = sweeps[0].metric
   for s in sweeps:
-    values = np.sort([r[metric] for r in scored(s.results, metric)])
+    values = np.sort([r.value(metric) for r in _scored(s.results, metric)])
     left.step(values, np.arange(1, values.size + 1) / max(values.size, 1), where='post',
               label=f'{s.name} ({values.size} trials)')
-    good = {r['trial']: r[metric] for r in scored(s.results, metric)}
+    good = {r.trial: r.value(metric) for r in _scored(s.results, metric)}
     trials = sorted(good)
     pick = np.maximum.accumulate if s.mode == 'max' else np.minimum.accumulate
     right.plot(trials, pick([good[t] for t in trials]) if trials else [], label=s.name)

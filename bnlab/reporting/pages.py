@@ -9,14 +9,16 @@ import base64
 import dataclasses
 import html
 import json
-import math
 import os
 import statistics
 import time
+from typing import Any
 
 from bnlab import files
-from bnlab import report
+from bnlab import records
+from bnlab import space
 from bnlab import worker
+from bnlab.records import TrialRecord
 from bnlab.reporting import figures
 from bnlab.reporting import importance
 from bnlab.reporting import sweepfiles
@@ -35,31 +37,25 @@ STYLE = ('body{font-family:sans-serif;margin:1.5em;max-width:1400px}'
 class Page:
   """What a report shows of one sweep: its tables, text, and figures as (file name, title, PNG)."""
   sweep: sweepfiles.Sweep
-  scores: dict
+  scores: dict[str, float]
   importance_note: str  # Why there are no scores, or which trials they are of ('' all).
-  images: list
+  images: list[tuple[str, str, bytes]]
 
 
-def fmt(value):
-  if isinstance(value, float):
-    return '' if not math.isfinite(value) else f'{value:.4g}'
-  return str(value).replace(' ', '')
-
-
-def leaderboard_rows(sweep, top=TOP):
+def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str], list[list[str]]]:
   """(header, rows) of the top trials with every metric and swept field."""
-  metrics = [sweep.metric] + [m for m in report.METRICS if m != sweep.metric]
+  metrics = [sweep.metric] + [m for m in records.METRICS if m != sweep.metric]
   header = ['rank', 'trial', 'status'] + metrics + ['epochs'] + list(sweep.specs)
-  rows = [[str(i + 1), str(r['trial']), r['status']] + [fmt(r[m]) for m in metrics]
-          + [str(r['epochs'])] + [fmt(r['setting'].get(f, '')) for f in sweep.specs]
-          for i, r in enumerate(report.ranked(sweep.results, sweep.metric, sweep.mode)[:top])]
+  rows = [[str(i + 1), str(r.trial), r.status] + [records.fmt(r.value(m)) for m in metrics]
+          + [str(r.epochs)] + [records.fmt(r.setting.get(f, '')) for f in sweep.specs]
+          for i, r in enumerate(records.ranked(sweep.results, sweep.metric, sweep.mode)[:top])]
   return header, rows
 
 
-def summary_rows(sweep):
+def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
   """(label, value) lines: progress, best, timing and device."""
-  good = [r[sweep.metric] for r in figures.scored(sweep.results, sweep.metric)]
-  ranked = report.ranked(sweep.results, sweep.metric, sweep.mode)
+  ranked = records.ranked(sweep.results, sweep.metric, sweep.mode)
+  good = [r.value(sweep.metric) for r in ranked]
   t = sweep.timing
   counts = ', '.join(f'{n} {s}' for s, n in sweepfiles.counts(sweep.results).items())
   rows = [('sweep', f'{sweep.config["sweep"]["strategy"]} search of '
@@ -67,8 +63,7 @@ def summary_rows(sweep):
                     f'{sweep.config["dataset"]["name"]}, {sweep.metric} ({sweep.mode})'),
           ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
            + f': {len(sweep.results)} trials seen, {counts or "none yet"}'),
-          ('best', f'trial {ranked[0]["trial"]}: {sweep.metric} {ranked[0][sweep.metric]:.4f}'
-           if ranked else 'none'),
+          ('best', f'trial {ranked[0].trial}: {sweep.metric} {good[0]:.4f}' if ranked else 'none'),
           ('median', f'{statistics.median(good):.4f}' if good else 'none')]
   if t:
     rows += [('device', f'{t["device_count"]} x {t["device_kind"]} ({t["platform"]})'),
@@ -81,7 +76,8 @@ def summary_rows(sweep):
   return rows
 
 
-def importance_figures(results, specs, metric, mode):
+def importance_figures(results: list[TrialRecord], specs: dict[str, space.Spec], metric: str,
+                       mode: str) -> tuple[dict[str, float], str, list[tuple[str, str, bytes]]]:
   """(scores, note, images): the importance, its chart and the contour over the two most
   important fields (or the first two numeric ones)."""
   scores, note = importance.importances(results, specs, metric, mode)
@@ -91,13 +87,13 @@ def importance_figures(results, specs, metric, mode):
                    figures.importance_bars(scores, note or 'the finished trials')))
   order = list(scores) or [f for f, s in specs.items() if s.is_numeric] + [
       f for f, s in specs.items() if not s.is_numeric]
-  if len(order) >= 2 and figures.scored(results, metric):
+  if len(order) >= 2 and any(r.scored(metric) for r in results):
     images.append(('contour.png', f'{metric} over {order[0]} and {order[1]}',
                    figures.contour(results, specs, order[:2], metric, mode)))
   return scores, note, images
 
 
-def make_page(sweep):
+def make_page(sweep: sweepfiles.Sweep) -> Page:
   """Computes the importance and draws every figure of one sweep: the importance's in the
   worker process (bnlab/worker.py), the others here meanwhile."""
   metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
@@ -111,12 +107,12 @@ def make_page(sweep):
   return Page(sweep, scores, note, images + rest)
 
 
-def img(data, title):
+def img(data: bytes, title: str) -> str:
   uri = 'data:image/png;base64,' + base64.b64encode(data).decode('ascii')
   return f'<figure><img src="{uri}" alt="{html.escape(title)}"></figure>'
 
 
-def html_table(header, rows, table_id=''):
+def html_table(header: list[str], rows: list[Any], table_id: str = '') -> str:
   attr = f' id="{table_id}"' if table_id else ''
   head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
   body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in row) + '</tr>'
@@ -133,7 +129,7 @@ def _importance_rows(page):
   return [[f, f'{v:.3f}'] for f, v in page.scores.items()]
 
 
-def html_body(page, images=True):
+def html_body(page: Page, images: bool = True) -> str:
   """The report of one sweep as an HTML fragment."""
   sweep = page.sweep
   parts = [f'<h2>{html.escape(sweep.name)}</h2>',
@@ -152,7 +148,7 @@ def html_body(page, images=True):
   return '\n'.join(parts)
 
 
-def html_page(title, body):
+def html_page(title: str, body: str) -> str:
   return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
           f'<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
           f'<body><h1>{html.escape(title)}</h1>\n'
@@ -160,7 +156,7 @@ def html_page(title, body):
           f'{body}\n</body></html>\n')
 
 
-def markdown(page):
+def markdown(page: Page) -> str:
   """report.md: the same tables, the figures linked from plots/."""
   sweep = page.sweep
   parts = [f'# Sweep report: {sweep.name}', '',
@@ -175,7 +171,7 @@ def markdown(page):
   return '\n'.join(parts)
 
 
-def build(workdir):
+def build(workdir: str) -> str:
   """Writes WORKDIR/report.html, report.md and the figures in plots/; returns the html path."""
   page = make_page(sweepfiles.load(workdir))
   for name, _, data in page.images:

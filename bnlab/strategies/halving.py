@@ -1,18 +1,39 @@
 """Successive halving over epochs: every trial trains the first rung, the best 1/eta go on.
 
-`vmap` cannot skip compute, so pruning SHRINKS the population: after each rung the survivors'
-state is gathered on the member axis into a smaller population (compiled once per size), and the
-pruned trials stop there. A gathered member continues exactly as it would have.
+`vmap` cannot skip compute, so pruning SHRINKS the populations: after each rung the survivors'
+state is gathered on the member axis into smaller populations (compiled once per size), and the
+pruned trials stop there, reported `pruned` with the epochs they ran. A gathered member continues
+exactly as it would have. Knobs: sweep.halving.eta and .min_epochs. Hyperband runs brackets of
+this same loop (`successive_halving`).
 """
 
+import ml_collections
 import numpy as np
 
+from bnlab import records
 from bnlab import space
-from bnlab.strategies import populations
-from bnlab.strategies import sampling
+from bnlab import validate
+from bnlab.strategies import base
+
+SEARCHES = True
 
 
-def rungs(min_epochs, eta, epochs):
+def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
+  del specs
+  validate.positive(config, 'sweep.halving.eta', minimum=2)
+  validate.positive(config, 'sweep.halving.min_epochs')
+  validate.at_most(config, 'sweep.halving.min_epochs', 'train.epochs')
+  single_seed(config)
+
+
+def single_seed(config: ml_collections.ConfigDict) -> None:
+  """Strategies that reshape populations train each setting with one seed."""
+  if config.sweep.seeds != 1:
+    raise records.ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy='
+                              f'{config.sweep.strategy!r} takes seeds=1')
+
+
+def rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:
   """The epochs at which trials are compared: min_epochs * eta**i below `epochs`, then `epochs`."""
   out, rung = [], min_epochs
   while rung < epochs:
@@ -21,61 +42,85 @@ def rungs(min_epochs, eta, epochs):
   return out + [epochs]
 
 
-def survivors(scores, eta):
+def plan(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> base.Plan:
+  del specs
+  n, knobs = config.sweep.num_trials, config.sweep.halving
+  return base.Plan(n, rung_epochs(n, rungs(knobs.min_epochs, knobs.eta, config.train.epochs),
+                                  knobs.eta))
+
+
+def rung_epochs(trials: int, rung_list: list[int], eta: int) -> int:
+  """Trial-epochs of one successive halving: the survivors of each rung train on from it."""
+  total, before = 0, 0
+  for rung in rung_list:
+    total += trials * (rung - before)
+    trials, before = max(1, trials // eta), rung
+  return total
+
+
+def survivors(scores: np.ndarray, eta: int) -> np.ndarray:
   """Indices of the best max(1, n // eta) of `scores` (higher is better; ties: lower index)."""
   order = np.argsort(-np.asarray(scores), kind='stable')
   return np.sort(order[:max(1, len(scores) // eta)])
 
 
-def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None, checkpointer=None):
-  """Random settings, trained rung by rung; returns (settings, results) in trial order.
+def run(context: base.Context) -> list[records.TrialRecord]:
+  config = context.config
+  settings = space.random_trials(context.specs, config.seed, config.sweep.num_trials)
+  knobs = config.sweep.halving
+  return successive_halving(context, settings, 0,
+                            rungs(knobs.min_epochs, knobs.eta, config.train.epochs), knobs.eta,
+                            'halving')
 
-  With a `checkpointer` each group of rung r is saved as 'halving-r<r>-<its trials>' on the
-  train.checkpoint_every cadence and at the rung. A rerun restores every rung's groups in turn:
-  the ranking, the pruned results and the gathered survivors are recomputed from the restored
-  states (bit for bit what they were), and training goes on from the last checkpoint.
+
+def successive_halving(context: base.Context, settings: list[dict], first_trial: int,
+                       rung_list: list[int], eta: int, prefix: str) -> list[records.TrialRecord]:
+  """Trains `settings` (trials first_trial, ...) rung by rung; their records in trial order.
+
+  With a checkpointer each population of rung r is saved as '<prefix>-r<r>-<its trials>' on the
+  train.checkpoint_every cadence and at the rung. A rerun restores every rung's populations in
+  turn: the ranking, the pruned records and the gathered survivors are recomputed from the
+  restored states (bit for bit what they were), and training goes on from the last checkpoint.
   """
-  settings = sampling.random_trials(specs, config.seed, config.sweep.num_trials)
-  configs = [space.with_overrides(config, s) for s in settings]
-  groups = populations.create(configs, data, num_classes, config.seed,
-                              max_parallel or config.sweep.max_parallel)
-  results = {}
-  for r, rung in enumerate(rungs(config.sweep.min_epochs, config.sweep.eta, config.train.epochs)):
-    for group in groups:
-      _train_to(group, rung, f'halving-r{r}', configs, config, data, on_epoch, checkpointer)
-    if rung == config.train.epochs:
+  populations = context.populations(settings, first_trial)
+  done = {}
+  for r, rung in enumerate(rung_list):
+    for population in populations:
+      _train_to(context, population, rung, f'{prefix}-r{r}')
+    if r == len(rung_list) - 1:
       break
-    groups = _prune(groups, config, data, results)
-  for group in groups:
-    for result in populations.results(group, data, range(group.size)):
-      results[result['trial']] = result
-  return settings, [results[i] for i in range(len(settings))]
+    populations = _prune(context, populations, eta, done)
+  for population in populations:
+    for record in population.records(context.data, range(population.size)):
+      done[record.trial] = record
+  return [done[first_trial + i] for i in range(len(settings))]
 
 
-def _train_to(group, rung, prefix, configs, config, data, on_epoch, checkpointer):
-  """Trains the group to epoch `rung`, resuming from and saving to its checkpoint."""
-  key = None
-  if checkpointer:
-    key = populations.name(prefix, group, configs, config.seed)
-    populations.restore(group, checkpointer, key)
-  while group.population.epoch < rung:
-    populations.run_epoch(group, data, on_epoch)
-    epoch = group.population.epoch
-    if checkpointer and (epoch == rung or checkpointer.due(epoch, config.train.epochs)):
-      populations.save(group, checkpointer, key, {'rung': rung})
+def _train_to(context, population, rung, prefix):
+  """Trains the population to epoch `rung`, resuming from and saving to its checkpoint."""
+  key = context.checkpoint_key(prefix, population) if context.checkpointer else None
+  if key:
+    context.restore(population, key)
+  while population.epoch < rung:
+    population.run_epoch(context.data, context.on_epoch)
+    if key:
+      context.save_due(population, key, {'rung': rung}, force=population.epoch == rung)
 
 
-def _prune(groups, config, data, results):
-  """The groups reduced to the survivors of the rung just reached; pruned results into `results`."""
-  owners = [(g, k) for g, group in enumerate(groups) for k in range(group.size)]
-  scores = np.concatenate([populations.scores(group, config) for group in groups])
-  kept = {owners[i] for i in survivors(scores, config.sweep.eta)}
-  next_groups = []
-  for g, group in enumerate(groups):
-    keep = [k for k in range(group.size) if (g, k) in kept]
-    pruned = [k for k in range(group.size) if (g, k) not in kept]
-    for result in populations.results(group, data, pruned, status='pruned') if pruned else []:
-      results[result['trial']] = result
+def _prune(context, populations, eta, done):
+  """The populations reduced to the survivors of the rung just reached; the pruned trials'
+  records into `done`."""
+  config = context.config
+  owners = [(p, k) for p, population in enumerate(populations) for k in range(population.size)]
+  scores = np.concatenate([population.scores(config.sweep.metric, config.sweep.mode)
+                           for population in populations])
+  kept = {owners[i] for i in survivors(scores, eta)}
+  survivors_left = []
+  for p, population in enumerate(populations):
+    keep = [k for k in range(population.size) if (p, k) in kept]
+    pruned = [k for k in range(population.size) if (p, k) not in kept]
+    for record in population.records(context.data, pruned, records.PRUNED) if pruned else []:
+      done[record.trial] = record
     if keep:
-      next_groups.append(populations.take(group, keep, data))
-  return next_groups
+      survivors_left.append(population.take(keep, context.data))
+  return survivors_left

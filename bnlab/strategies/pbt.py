@@ -1,9 +1,9 @@
 """Population based training inside one program (Jaderberg et al. 2017, truncation selection).
 
-Every sweep.pbt_interval epochs the bottom sweep.pbt_quantile of each population copies the
+Every sweep.pbt.interval epochs the bottom sweep.pbt.quantile of each population copies the
 parameters, batch_stats and optimizer state of a random member of the top quantile (a gather on
 the member axis, no disk) and explores: each of its dynamic hyperparameters is resampled from its
-spec with probability sweep.pbt_resample, else multiplied by 0.8 or 1.2 in the spec's own scale
+spec with probability sweep.pbt.resample, else multiplied by 0.8 or 1.2 in the spec's own scale
 (1 - x for one_minus_log_uniform), clipped to the spec's range. Members of different buckets
 (e.g. widths) cannot copy each other: each bucket chunk is its own population.
 
@@ -11,18 +11,33 @@ Member i stays trial i: its history records the hyperparameters it trained with 
 (its schedule), and its setting is the values it ended with.
 """
 
-import dataclasses
-
+import ml_collections
 import numpy as np
 
-from bnlab import engine
+from bnlab import member
+from bnlab import population as population_lib
+from bnlab import records
 from bnlab import space
-from bnlab.strategies import populations
-from bnlab.strategies import sampling
+from bnlab import validate
+from bnlab.strategies import base
+from bnlab.strategies import halving
+from bnlab.strategies import random_search
 
+SEARCHES = True
+plan = random_search.plan
 # init_scale acts only at init: changing it mid-training would change nothing.
-EXPLORED = tuple(f for f in engine.DYNAMIC_FIELDS if f != 'model.init_scale')
+EXPLORED = tuple(f for f in member.DYNAMIC_FIELDS if f != 'model.init_scale')
 FACTORS = (0.8, 1.2)
+
+
+def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
+  validate.positive(config, 'sweep.pbt.interval')
+  validate.fraction(config, 'sweep.pbt.quantile', upper=0.5)
+  validate.fraction(config, 'sweep.pbt.resample', closed_low=True)
+  if not any(f in EXPLORED for f in specs):
+    raise records.ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
+                              'hyperparameter, one of: ' + ', '.join(EXPLORED))
+  halving.single_seed(config)
 
 
 def exploit(scores, quantile, rng):
@@ -63,69 +78,69 @@ def explore(values, specs, copied, rng, resample):
   return values
 
 
-def _set_device_hparams(group, values):
-  hparams = group.population.hparams()
+def _set_device_hparams(population, values):
+  hparams = population.hparams()
   for field, column in values.items():
     section, key = field.split('.')
-    array = np.array(hparams[section][key])
-    array[:group.size] = np.asarray(column, np.float64)
-    hparams[section][key] = array
-  group.population.set_hparams(hparams)
+    hparams[section][key][:population.size] = np.asarray(column, np.float64)
+  population.set_hparams(hparams)
 
 
-def exploit_and_explore(group, values, config, specs, rng, data):
-  """One PBT step on one group: copy state bottom <- top, perturb; returns the new values."""
-  source, copied = exploit(populations.scores(group, config), config.sweep.pbt_quantile, rng)
-  index = np.concatenate([source, np.arange(group.size, len(group.seconds))])  # Padding stays.
-  group.population = dataclasses.replace(group.population.take(index, data),
-                                         trials=group.population.trials)
-  values = explore({f: np.asarray(v, dtype=object)[source] for f, v in values.items()},
-                   specs, copied, rng, config.sweep.pbt_resample)
-  _set_device_hparams(group, values)
-  return values
+def _values(population, fields):
+  """{field: [size]} the explored values the trials train with now."""
+  return {f: [population.settings[k][f] for k in range(population.size)] for f in fields}
 
 
-def run(config, specs, data, num_classes, on_epoch=None, max_parallel=None, checkpointer=None):
-  """Random initial settings trained with PBT; returns (final settings, results).
+def exploit_and_explore(population: population_lib.Population, fields: list[str],
+                        config: ml_collections.ConfigDict, specs: dict[str, space.Spec],
+                        rng: np.random.Generator) -> None:
+  """One PBT step on one population: copy state bottom <- top, perturb the copies' settings."""
+  knobs = config.sweep.pbt
+  source, copied = exploit(population.scores(config.sweep.metric, config.sweep.mode),
+                           knobs.quantile, rng)
+  population.copy_state(np.concatenate([source, np.arange(population.size,
+                                                          len(population.trials))]))
+  values = explore({f: np.asarray(v, dtype=object)[source]
+                    for f, v in _values(population, fields).items()},
+                   specs, copied, rng, knobs.resample)
+  for k in range(population.size):
+    population.settings[k].update({f: values[f][k] for f in fields})
+  _set_device_hparams(population, values)
 
-  With a `checkpointer` each group is saved as 'pbt-<its trials>' on the train.checkpoint_every
-  cadence, after that epoch's exploit step, with its explored values; the exploit RNG comes from
-  (seed, epoch, group), so a rerun that restores the groups goes on exactly as they would have.
+
+def _history_columns(population, fields):
+  """The explored values as [N] float64 history columns (padding copies the first member)."""
+  pad = len(population.trials) - population.size
+  return {f: np.asarray(list(v) + [v[0]] * pad, np.float64)
+          for f, v in _values(population, fields).items()}
+
+
+def run(context: base.Context) -> list[records.TrialRecord]:
+  """Random initial settings trained with PBT; each trial's record holds its final values.
+
+  With a checkpointer each population is saved as 'pbt-<its trials>' on the
+  train.checkpoint_every cadence, after that epoch's exploit step, with its explored values
+  (the slots' settings); the exploit RNG comes from (seed, epoch, population), so a rerun that
+  restores the populations goes on exactly as they would have.
   """
-  settings = sampling.random_trials(specs, config.seed, config.sweep.num_trials)
-  configs = [space.with_overrides(config, s) for s in settings]
-  groups = populations.create(configs, data, num_classes, config.seed,
-                              max_parallel or config.sweep.max_parallel)
+  config, specs = context.config, context.specs
+  settings = space.random_trials(specs, config.seed, config.sweep.num_trials)
+  populations = context.populations(settings)
   fields = [f for f in specs if f in EXPLORED]
-  # Host copy of each group's explored values, member-aligned: the source of truth for history.
-  values = [{f: [settings[t][f] for t in g.population.trials[:g.size]] for f in fields}
-            for g in groups]
-  keys = [populations.name('pbt', g, configs, config.seed) for g in groups] if checkpointer else []
-  for g, key in enumerate(keys):
-    restored = populations.restore(groups[g], checkpointer, key)
-    values[g] = restored['values'] if restored else values[g]
+  keys = [context.checkpoint_key('pbt', p) if context.checkpointer else None
+          for p in populations]
+  for population, key in zip(populations, keys):
+    if key:
+      context.restore(population, key)
   for epoch in range(1, config.train.epochs + 1):
-    for g, group in enumerate(groups):
-      if group.population.epoch >= epoch:  # Restored past this epoch.
+    for g, population in enumerate(populations):
+      if population.epoch >= epoch:  # Restored past this epoch.
         continue
-      pad = len(group.seconds) - group.size
-      extra = {f: np.asarray(list(v) + [v[0]] * pad, np.float64) for f, v in values[g].items()}
-      populations.run_epoch(group, data, on_epoch, extra)
-      if epoch % config.sweep.pbt_interval == 0 and epoch < config.train.epochs:
+      population.run_epoch(context.data, context.on_epoch, _history_columns(population, fields))
+      if epoch % config.sweep.pbt.interval == 0 and epoch < config.train.epochs:
         rng = np.random.default_rng([config.seed, epoch, g])
-        values[g] = exploit_and_explore(group, values[g], config, specs, rng, data)
-      if checkpointer and checkpointer.due(epoch, config.train.epochs):
-        populations.save(group, checkpointer, keys[g], {'values': _jsonable(values[g])})
-  results, final = [], [dict(s) for s in settings]
-  for g, group in enumerate(groups):
-    results += populations.results(group, data, range(group.size))
-    for k, trial in enumerate(group.population.trials[:group.size]):
-      final[trial].update({f: values[g][f][k] for f in fields})
-  results.sort(key=lambda r: r['trial'])
-  return final, results
-
-
-def _jsonable(values):
-  """{field: [n]} as plain Python numbers (a numpy scalar would not survive JSON)."""
-  return {f: [v.item() if isinstance(v, np.generic) else v for v in column]
-          for f, column in values.items()}
+        exploit_and_explore(population, fields, config, specs, rng)
+      if keys[g]:
+        context.save_due(population, keys[g], {})
+  done = [r for p in populations for r in p.records(context.data, range(p.size))]
+  return sorted(done, key=lambda r: r.trial)

@@ -1,0 +1,162 @@
+"""The files a finished sweep leaves in its workdir, written from its trial records.
+
+    results.csv      one row per trial: its setting, status, final metrics, epochs, seconds
+    history.jsonl    one row per (trial, epoch): the setting, then that epoch's metrics (PBT's
+                     schedule columns overwrite the setting's values with the epoch's)
+    seeds.csv        with sweep.seeds > 1: mean, spread and 95% interval of each metric
+    best.json        the best trial, best_config.py a config that trains it alone
+    plots/pbt_schedules.png  where the records' history carries swept fields (PBT)
+
+and, through `pages.build`, report.html, report.md and plots/. `sweepfiles.load` reads
+results.csv and history.jsonl back into the same records, so a loaded sweep writes them again
+byte for byte. Every file is written atomically (`files.write_text`): a killed run never leaves
+half a file behind.
+"""
+
+import csv
+import io
+import json
+import os
+import pprint
+from typing import Any
+
+import ml_collections
+
+from bnlab import files
+from bnlab import records
+from bnlab import space
+from bnlab import worker
+from bnlab.records import TrialRecord
+from bnlab.reporting import figures
+from bnlab.reporting import pages
+from bnlab.reporting import sweepfiles
+
+# The columns of results.csv after `trial` and the swept fields.
+CSV_TAIL = ('status',) + records.METRICS + ('epochs', 'seconds', 'diverged_epoch')
+SEED_COLUMNS = tuple(f'{m}_{stat}' for m in records.METRICS for stat in ('mean', 'std', 'ci95'))
+
+
+def _cell(value: Any) -> Any:
+  """A CSV cell: a non-finite float (no metric) and None (no diverged epoch) as empty."""
+  return '' if records.jsonable(value) is None else value
+
+
+def results_csv(results: list[TrialRecord], fields: list[str]) -> str:
+  """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL."""
+  out = io.StringIO()
+  writer = csv.writer(out)
+  writer.writerow(('trial',) + tuple(fields) + CSV_TAIL)
+  for r in results:
+    cells = ([r.setting[f] for f in fields] + [r.status] + [r.value(m) for m in records.METRICS]
+             + [r.epochs, r.seconds, r.diverged_epoch])
+    writer.writerow([r.trial] + [_cell(c) for c in cells])
+  return out.getvalue()
+
+
+def history_jsonl(results: list[TrialRecord]) -> str:
+  """history.jsonl: per trial and epoch, the trial id, its setting and the epoch's row (whose
+  swept fields, PBT's schedule, take the setting's place); non-finite numbers as null."""
+  lines = []
+  for r in results:
+    setting = {f: records.jsonable(v) for f, v in r.setting.items()}
+    for row in r.history:
+      lines.append(json.dumps({'trial': r.trial, **setting,
+                               **{k: records.jsonable(v) for k, v in row.items()}}))
+  return '\n'.join(lines) + '\n'
+
+
+def seeds_csv(results: list[TrialRecord], fields: list[str]) -> str:
+  """seeds.csv: per setting trained with several seeds, the mean, standard deviation and the
+  half-width of a 95% interval of each metric over its seeds."""
+  out = io.StringIO()
+  writer = csv.writer(out)
+  writer.writerow(('trial',) + tuple(fields) + ('status', 'seeds') + SEED_COLUMNS)
+  for r in results:
+    cells = [r.value(m + stat) for m in records.METRICS
+             for stat in ('',) + sweepfiles.SEED_STATS]
+    writer.writerow([r.trial] + [r.setting[f] for f in fields]
+                    + [r.status, r.extras.get('seeds', 1)] + [_cell(c) for c in cells])
+  return out.getvalue()
+
+
+def _json_value(value: Any) -> Any:
+  return [records.jsonable(v) for v in value] if isinstance(value, list) else (
+      records.jsonable(value))
+
+
+def best_json(best: TrialRecord) -> str:
+  """best.json: the record's numbers flat (as results.csv names them), its extras, its setting."""
+  summary = {'trial': best.trial, 'status': best.status, **best.metrics, 'epochs': best.epochs,
+             'diverged_epoch': best.diverged_epoch, 'seconds': best.seconds, **best.extras}
+  summary = {k: _json_value(v) for k, v in summary.items()}
+  summary['setting'] = {f: records.jsonable(v) for f, v in best.setting.items()}
+  return json.dumps(summary, indent=2) + '\n'
+
+
+def best_config_source(config: ml_collections.ConfigDict, best: TrialRecord, workdir: str,
+                       metric: str) -> str:
+  """A config file that trains `best` alone: its resolved `config`, no sweep, no imports."""
+  config = config.copy_and_resolve_references()
+  config.sweep.num_trials = 1
+  config.sweep.strategy = 'random'
+  for section in config.sweep.space.values():
+    for key in section:
+      section[key] = ''
+  literal = pprint.pformat(config.to_dict(), indent=1, width=96, sort_dicts=False)
+  return (f'"""Trial {best.trial} of the sweep in {workdir}: {metric} '
+          f'{best.value(metric):.4f}. Train it alone:\n\n'
+          f'    python launch.py --config={os.path.join(workdir, "best_config.py")}\n"""\n\n'
+          f'import ml_collections\n\n\ndef get_config():\n'
+          f'  return ml_collections.ConfigDict(\n{_indent(literal, 6)})\n')
+
+
+def _indent(text, spaces):
+  return '\n'.join(' ' * spaces + line for line in text.splitlines())
+
+
+def leaderboard(results: list[TrialRecord], fields: list[str], metric: str, mode: str,
+                top: int = 10) -> str:
+  """The top trials as a fixed-width text table, for the terminal."""
+  metrics = [metric] + [m for m in ('val_accuracy', 'test_accuracy') if m != metric]
+  header = ['rank', 'trial'] + metrics + list(fields)
+  rows = [[str(i + 1), str(r.trial)] + [records.fmt(r.value(m)) for m in metrics]
+          + [records.fmt(r.setting[f]) for f in fields]
+          for i, r in enumerate(records.ranked(results, metric, mode)[:top])]
+  widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+  return '\n'.join('  '.join(x.rjust(w) for x, w in zip(line, widths))
+                   for line in [header] + rows)
+
+
+def start_worker() -> None:
+  """Starts the report's worker process (bnlab/worker.py) ahead of `write_sweep`.
+
+  Called by `sweep.run` once the config and workdir are checked, so that the worker's imports
+  run while the sweep loads its data and compiles (BENCHMARKS.md, engine change 12).
+  """
+  worker.start()
+
+
+def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str, space.Spec],
+                results: list[TrialRecord]) -> TrialRecord | None:
+  """Writes every file of a finished sweep (see the module doc); returns the best trial, or
+  None when no trial counts for `config.sweep.metric` (all diverged)."""
+  metric, mode = config.sweep.metric, config.sweep.mode
+  fields = list(specs)
+  path = lambda name: os.path.join(workdir, name)
+  files.write_text(path(sweepfiles.RESULTS_FILE), results_csv(results, fields))
+  files.write_text(path(sweepfiles.HISTORY_FILE), history_jsonl(results))
+  if any(r.extras.get('seeds', 1) > 1 for r in results):
+    files.write_text(path(sweepfiles.SEEDS_FILE), seeds_csv(results, fields))
+  scheduled = figures.scheduled_fields(results, specs)
+  if scheduled:
+    files.write_bytes(path(os.path.join(pages.PLOTS, 'pbt_schedules.png')),
+                      figures.schedules(results, specs, scheduled, metric, mode))
+  pages.build(workdir)  # report.html, report.md and plots/, from the files just written.
+  ranking = records.ranked(results, metric, mode)
+  if not ranking:
+    return None
+  best = ranking[0]
+  files.write_text(path('best.json'), best_json(best))
+  files.write_text(path('best_config.py'), best_config_source(
+      space.with_overrides(config, best.setting), best, workdir, metric))
+  return best

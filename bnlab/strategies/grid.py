@@ -1,0 +1,26 @@
+"""Grid search: the cartesian product of the `grid(...)` specs, trained as one list of trials."""
+
+import ml_collections
+
+from bnlab import records
+from bnlab import space
+from bnlab.strategies import base
+
+SEARCHES = False
+
+
+def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
+  del config
+  try:
+    space.grid_trials(specs)  # Raises on a spec that is not grid(...).
+  except space.SpecError as e:
+    raise records.ConfigError(str(e)) from None
+
+
+def plan(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> base.Plan:
+  trials = len(space.grid_trials(specs))
+  return base.Plan(trials, trials * config.train.epochs)
+
+
+def run(context: base.Context) -> list[records.TrialRecord]:
+  return context.train(space.grid_trials(context.specs), 0)
