@@ -87,8 +87,8 @@ class SweepCheckpointer:
     if name not in self._managers:
       options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
                                              enable_async_checkpointing=False)
-      # Uncompressed: zstd saved 8% of the bytes of float32 weights and Adam moments for twice
-      # the CPU time of a save (BENCHMARKS.md); checkpoints written compressed still restore.
+      # Uncompressed: compression saves few bytes of float weights for much CPU per save
+      # (BENCHMARKS.md, engine change 11); checkpoints written compressed still restore.
       self._managers[name] = ocp.CheckpointManager(
           os.path.join(self.root, 'populations', name), options=options,
           item_handlers={'state': ocp.PyTreeCheckpointHandler(use_compression=False),

@@ -50,28 +50,13 @@ def check_trial(config):
       isinstance(w, int) and w > 0 for w in widths):
     raise ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive ints')
   _positive(config, 'model.groups')
-  _check_norm(config)
+  _positive(config, 'model.depth')
+  models.check_norm(config.model)  # Each norm's own check: group's divisor, instance's pixels.
   _positive(config, 'train.batch_size')
   _positive(config, 'train.epochs')
   _positive(config, 'train.checkpoint_every', minimum=0)
   for field, bounds in INTERVALS.items():
     validate.within(config, field, *bounds)
-
-
-def _check_norm(config):
-  """model.depth, and the norms that need more than a name: group's divisor, instance's pixels."""
-  _positive(config, 'model.depth')
-  model = config.model
-  if model.norm == 'group':
-    if any(w % model.groups for w in model.widths):
-      valid = [g for g in range(1, min(model.widths) + 1)
-               if all(w % g == 0 for w in model.widths)]
-      raise ConfigError(f'model.groups={model.groups!r} must divide every width of '
-                        f'model.widths={model.widths!r}; valid: {", ".join(map(str, valid))}')
-  if model.norm == 'instance' and model.name == 'mlp':
-    # An MLP's features have no pixels: each (example, feature) would be normalized alone.
-    raise ConfigError("model.norm='instance' needs images (model.name cnn or resnet): on "
-                      "model.name='mlp' every instance is a single value")
 
 
 def check_sweep(config):

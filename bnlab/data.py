@@ -3,8 +3,8 @@
 `digits` (scikit-learn's bundled 8x8 handwritten digits) and `fashion_mnist` from local IDX files
 (Debian's `dataset-fashion-mnist`) are TFDS builders defined here, built into the data dir on
 first use with no download. They are stored as array_record and read back through TFDS's data
-source, which needs no TensorFlow: a sweep on them never imports it (2.5-4 s of import and ~1.5 s
-of interpreter exit on a 2-core machine). Any other name goes to `tfds.load` and tf.data, which
+source, which needs no TensorFlow: a sweep on them never imports it (seconds of import and of
+interpreter exit; BENCHMARKS.md). Any other name goes to `tfds.load` and tf.data, which
 download when they can.
 """
 
@@ -18,8 +18,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
-
-tfds.core.utils.gcs_utils._is_gcs_disabled = True  # pylint: disable=protected-access
 
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)
 _IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
@@ -164,5 +162,5 @@ def load(dataset_config):
   arrays, num_classes = load_numpy(
       tfds_name(dataset_config), dataset_config.data_dir, dataset_config.manual_dir,
       float(dataset_config.val_fraction))
-  # Not jnp.asarray: it compiles an identity program per array (~0.15 s for the six).
+  # Not jnp.asarray: it compiles an identity program per array (BENCHMARKS.md, change 14).
   return {k: jax.device_put(v) for k, v in arrays.items()}, num_classes

@@ -180,8 +180,8 @@ class Norm(nn.Module):
   """The normalization layer named by `kind`, over the features (last axis), built by its
   factory in NORMS.
 
-  The wrapper keeps every norm under one name in the parameter tree (`Norm_0/BatchNorm_0/scale`),
-  so the models and their checkpoints do not depend on which norm a member uses.
+  Only a name around the layer, kept so the parameter tree keeps its paths
+  (`Norm_0/BatchNorm_0/scale`): checkpoints, and code that reads the tree by path, rely on them.
   """
   kind: str
   momentum: Any = 0.9

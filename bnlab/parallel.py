@@ -43,8 +43,7 @@ def use_cpu_cores():
   """One JAX CPU device per core this process may run on; call before anything touches a device.
 
   XLA:CPU runs one device's small ops on about 1.4 of 2 cores; a device per core trains its own
-  share of the members on its own core (digits 3x128, 2-core EPYC: 1.4-1.8x faster epochs, see
-  BENCHMARKS.md). GPU and TPU hosts keep their accelerators as the default devices. A count the
+  share of the members on its own core (faster epochs; the measurements are in BENCHMARKS.md). GPU and TPU hosts keep their accelerators as the default devices. A count the
   user set ($JAX_NUM_CPU_DEVICES, or XLA_FLAGS=--xla_force_host_platform_device_count) stays.
   """
   if (jax.config.jax_num_cpu_devices < 0
