@@ -14,7 +14,6 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-import jax
 import ml_collections
 import numpy as np
 

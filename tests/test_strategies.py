@@ -13,7 +13,6 @@ import pytest
 from scipy import stats
 
 from bnlab import checks
-from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
 from bnlab import strategies

@@ -117,6 +117,14 @@ class Context:
       population.save(self.checkpointer, key, extra)
 
 
+def single_seed(config: ml_collections.ConfigDict) -> None:
+  """Strategies that reshape populations train each setting with one seed: a setting's seeds
+  would have to be ranked, pruned and copied together."""
+  if config.sweep.seeds != 1:
+    raise records.ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy='
+                              f'{config.sweep.strategy!r} takes seeds=1')
+
+
 def mean_spread(values: list[float]) -> tuple[float, float, float]:
   """Mean, sample standard deviation and the half-width of a Student-t 95% interval."""
   values = np.asarray(values, np.float64)

@@ -23,14 +23,7 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
   validate.positive(config, 'sweep.halving.eta', minimum=2)
   validate.positive(config, 'sweep.halving.min_epochs')
   validate.at_most(config, 'sweep.halving.min_epochs', 'train.epochs')
-  single_seed(config)
-
-
-def single_seed(config: ml_collections.ConfigDict) -> None:
-  """Strategies that reshape populations train each setting with one seed."""
-  if config.sweep.seeds != 1:
-    raise records.ConfigError(f'sweep.seeds={config.sweep.seeds!r}: sweep.strategy='
-                              f'{config.sweep.strategy!r} takes seeds=1')
+  base.single_seed(config)
 
 
 def rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:

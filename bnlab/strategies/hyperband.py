@@ -35,7 +35,7 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
     raise records.ConfigError(
         f'train.epochs={config.train.epochs!r} must be a multiple of '
         f'sweep.hyperband.min_epochs={knobs.min_epochs!r} (the longest rung is train.epochs)')
-  halving.single_seed(config)
+  base.single_seed(config)
 
 
 def plan(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> base.Plan:

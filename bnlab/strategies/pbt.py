@@ -20,7 +20,6 @@ from bnlab import records
 from bnlab import space
 from bnlab import validate
 from bnlab.strategies import base
-from bnlab.strategies import halving
 from bnlab.strategies import random_search
 
 SEARCHES = True
@@ -37,7 +36,7 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
   if not any(f in EXPLORED for f in specs):
     raise records.ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
                               'hyperparameter, one of: ' + ', '.join(EXPLORED))
-  halving.single_seed(config)
+  base.single_seed(config)
 
 
 def exploit(scores, quantile, rng):
