@@ -120,7 +120,7 @@ def check_fields(config):
   sweep.space is left to check_sweep, which checks that each spec names a config field."""
   from configs import default  # pylint: disable=import-outside-toplevel
   known = default.get_config()
-  for field in space.flat_fields(config):
+  for field, value in space.flat_fields(config).items():
     if field.startswith('sweep.space.'):
       continue
     if field in records.RENAMED:
@@ -133,6 +133,17 @@ def check_fields(config):
         raise ConfigError(f'{".".join(parts[:depth + 1])}: configs/default.py defines no such '
                           f'field; {where} has: {valid}')
       node = node[part]
+    _same_type(field, value, node)
+
+
+def _same_type(field, value, default):
+  """A field's value has the type of configs/default.py's (an int may stand for a float; a bool
+  is not an int: `train.epochs=True` would train one epoch)."""
+  ok = isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)
+  if not ok and not (isinstance(default, float) and isinstance(value, int)
+                     and not isinstance(value, bool)):
+    raise ConfigError(f'{field}={value!r} must be a {type(default).__name__} like '
+                      f'configs/default.py\'s {default!r}')
 
 
 def check_config(config):

@@ -4,6 +4,7 @@ The checks, the workdir, the strategy and the writer: config -> space -> strateg
 programs -> member, and the TrialRecords back up to the monitor, the results files and the report.
 """
 
+import contextlib
 import itertools
 import os
 import sys
@@ -25,6 +26,7 @@ from bnlab import programs
 from bnlab import records
 from bnlab import space
 from bnlab import strategies
+from bnlab import workdir as workdir_lib
 from bnlab.reporting import results as results_files
 from bnlab.strategies import base
 
@@ -58,18 +60,19 @@ class Progress:
 
 def open_workdir(config: ml_collections.ConfigDict, workdir: str,
                  overwrite: bool = False) -> checkpoint.SweepCheckpointer:
-  """A checkpointer for `workdir`, after refusing a workdir of another config (or clearing it)."""
+  """A checkpointer for `workdir`, set up to train: cleared for `overwrite` (only a workdir bnlab
+  owns), claimed, its layout checked, its config written. Call it under `workdir_lib.locked`,
+  after every check that can refuse the run, so that a refused run changes nothing."""
   writer = parallel.is_writer()  # Process 0 alone writes; the others only read (after it).
-  if writer and overwrite and files.exists(os.path.join(workdir, 'config.json')):
-    files.rmtree(workdir)  # Only a folder that holds a bnlab config.json: one of ours.
-  if writer or not overwrite:
+  if writer:
+    if overwrite:
+      workdir_lib.clear(workdir)
     checks.check_workdir(config, workdir)
-  checkpointer = checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
-  if writer and not checkpointer.is_complete():
-    files.makedirs(workdir)
+    workdir_lib.claim(workdir)
+    workdir_lib.check_layout(workdir)
     files.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
-  return checkpointer
+  return checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
 
 
 def _log_throughput(done, config, data, seconds, live):
@@ -105,14 +108,20 @@ def corner_configs(config: ml_collections.ConfigDict, specs: dict[str, space.Spe
   return configs or [config]
 
 
-def _train(config, specs, checkpointer, workdir):
-  """Loads the data, fits the programs to memory and runs the strategy: (records, data, monitor)."""
-  strategy = strategies.STRATEGIES[config.sweep.strategy]
-  plan = strategy.plan(config, specs)
+def _load(config, specs):
+  """The data, its classes and the members per program: every check that needs the data."""
   data, num_classes = data_lib.load(config.dataset)
   max_parallel = memory.fit_parallel(corner_configs(config, specs),
                                      programs.data_shapes(data), num_classes,
                                      config.sweep.max_parallel)
+  return data, num_classes, max_parallel
+
+
+def _train(config, specs, loaded, checkpointer, workdir):
+  """Runs the strategy on the loaded data: (records, monitor)."""
+  strategy = strategies.STRATEGIES[config.sweep.strategy]
+  plan = strategy.plan(config, specs)
+  data, num_classes, max_parallel = loaded
   logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
                plan.trials, config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
@@ -122,7 +131,7 @@ def _train(config, specs, checkpointer, workdir):
                          checkpointer, checks.check_trial)
   done = strategy.run(context)
   live.close()
-  return done, data, live
+  return done, live
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -134,18 +143,27 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """
   specs = prepare(config)
   writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
-  checkpointer = open_workdir(config, workdir, overwrite)
-  if checkpointer.is_complete():
-    print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
-    return None
+  if not overwrite:  # Read-only: another config's workdir, or a finished one, changes nothing.
+    checks.check_workdir(config, workdir)
+    if checkpoint.SweepCheckpointer(workdir).is_complete():
+      print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
+      return None
   if writer:
     results_files.start_worker()  # The report's importance: its imports overlap the compile.
   programs.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
   start = time.perf_counter()
-  done, data, live = _train(config, specs, checkpointer, workdir)
-  if not writer:
-    checkpointer.close()
-    return done
+  loaded = _load(config, specs)  # Its checks refuse a run before anything is written.
+  with workdir_lib.locked(workdir) if writer else contextlib.nullcontext():
+    checkpointer = open_workdir(config, workdir, overwrite)
+    done, live = _train(config, specs, loaded, checkpointer, workdir)
+    if not writer:
+      checkpointer.close()
+      return done
+    return _finish(config, specs, workdir, done, loaded[0], start, live, checkpointer)
+
+
+def _finish(config, specs, workdir, done, data, start, live, checkpointer):
+  """Writes the results files and the report, says where, and marks the workdir complete."""
   _log_throughput(done, config, data, time.perf_counter() - start, live)
   best = results_files.write_sweep(workdir, config, specs, done)
   logging.info('%d trials in %.1f s', len(done), time.perf_counter() - start)

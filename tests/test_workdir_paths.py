@@ -29,6 +29,7 @@ from bnlab import checks
 from bnlab import files
 from bnlab import records
 from bnlab import sweep
+from bnlab import workdir as workdir_lib
 from bnlab.reporting import cli
 from bnlab.reporting import compare
 from bnlab.reporting import sweepfiles
@@ -294,8 +295,12 @@ def test_a_gs_workdir_of_another_config_is_refused_or_overwritten(bucket, config
   config.optimizer.b1 = 0.8
   with pytest.raises(checks.ConfigError, match=r'optimizer\.b1 was 0\.9, now 0\.8'):
     sweep.open_workdir(config, workdir)
+  with pytest.raises(checks.ConfigError, match='was not created by bnlab'):  # No marker.
+    sweep.open_workdir(config, workdir, overwrite=True)
+  files.write_text(f'{workdir}/{workdir_lib.MARKER}', '{}')  # As bnlab writes first.
   sweep.open_workdir(config, workdir, overwrite=True).close()
-  assert tree(bucket.local(workdir)) == ['config.json']
+  assert tree(bucket.local(workdir)) == sorted(['config.json', workdir_lib.LAYOUT,
+                                                workdir_lib.MARKER])
   assert json.loads(files.read_text(f'{workdir}/config.json'))['optimizer']['b1'] == 0.8
 
 
