@@ -19,9 +19,11 @@ import hashlib
 import json
 import logging
 import os
+from typing import Any
 
 from absl import logging as absl_logging
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -29,7 +31,7 @@ from bnlab import files
 from bnlab import parallel
 from bnlab import records
 
-def chunk_key(configs, trial_ids, seed):
+def chunk_key(configs: list[ml_collections.ConfigDict], trial_ids: list[int], seed: int) -> str:
   """A stable name for a chunk of trials: its members' configs, trial ids and seed."""
   def trial_dict(config):
     tree = config.to_dict()
@@ -79,7 +81,7 @@ class SweepCheckpointer:
 
   chunk_key = staticmethod(chunk_key)
 
-  def due(self, epoch, epochs):
+  def due(self, epoch: int, epochs: int) -> bool:
     """Whether a population that just finished `epoch` (1-based) of `epochs` is saved now."""
     return epoch == epochs or (self.every > 0 and epoch % self.every == 0)
 
@@ -95,14 +97,18 @@ class SweepCheckpointer:
                          'meta': ocp.JsonCheckpointHandler()})
     return self._managers[name]
 
-  def save_population(self, name, state, epoch, history, seconds=0.0, extra=None):
+  def save_population(self, name: str, state: Any, epoch: int,
+                      history: list[dict[str, np.ndarray]], seconds: float | list[float] = 0.0,
+                      extra: dict[str, Any] | None = None) -> None:
     """Checkpoints a population's stacked state after `epoch` epochs, with its metadata."""
     meta = {'epoch': int(epoch), 'history': _history_to_json(history), 'seconds': seconds,
             'extra': extra}
     self._manager(name).save(int(epoch), args=ocp.args.Composite(
         state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)))
 
-  def restore_population(self, name, like):
+  def restore_population(self, name: str, like: Any
+                         ) -> tuple[Any, int, list[dict[str, np.ndarray]], float | list[float],
+                                    dict[str, Any] | None] | None:
     """(state, epoch, history, seconds, extra) of the latest checkpoint of `name`, or None.
 
     `like` is a state of the same shapes (the freshly initialized population) that tells Orbax
@@ -137,14 +143,14 @@ class SweepCheckpointer:
     if parallel.is_writer():  # Every process holds the same records; Orbax saves are collective.
       files.write_text(self._journal_path(key), json.dumps([r.to_json() for r in done]))
 
-  def is_complete(self):
+  def is_complete(self) -> bool:
     return files.exists(os.path.join(self.root, 'complete.json'))
 
-  def mark_complete(self, summary):
+  def mark_complete(self, summary: dict[str, Any]) -> None:
     if parallel.is_writer():
       files.write_text(os.path.join(self.root, 'complete.json'), json.dumps(summary) + '\n')
 
-  def close(self):
+  def close(self) -> None:
     for manager in self._managers.values():
       manager.close()
     self._managers.clear()

@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+import ml_collections
 import tensorflow_datasets as tfds
 
 from bnlab import data as data_lib
@@ -37,7 +38,7 @@ INTERVALS = {
 _choice, _positive = validate.choice, validate.positive
 
 
-def check_trial(config):
+def check_trial(config: ml_collections.ConfigDict) -> None:
   """Checks one (trial) config's model, optimizer and train sections."""
   _choice(config, 'model.name', models.MODELS)
   _choice(config, 'model.norm', models.NORMS)
@@ -59,7 +60,7 @@ def check_trial(config):
     validate.within(config, field, *bounds)
 
 
-def check_sweep(config):
+def check_sweep(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   """Checks the sweep section and parses its space; returns {field: Spec}."""
   _choice(config, 'sweep.strategy', strategies.STRATEGIES)
   _choice(config, 'sweep.metric', tuple(METRICS))
@@ -84,7 +85,7 @@ def check_sweep(config):
   return specs
 
 
-def check_dataset(config):
+def check_dataset(config: ml_collections.ConfigDict) -> None:
   """The dataset name must be one of bnlab's offline builders or a registered TFDS builder."""
   name = config.dataset.name
   valid = (f'one of {", ".join(OFFLINE_DATASETS)} (offline) or a TFDS image-classification '
@@ -97,7 +98,7 @@ def check_dataset(config):
     raise ConfigError(f'dataset.name={name!r} is not a known dataset; use {valid}') from None
 
 
-def check_space_values(config, specs):
+def check_space_values(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
   """Every value a spec can give (each choice, both ends of a range) must make a valid trial."""
   texts = space.flatten(config.sweep.space)
   for field, spec in specs.items():
@@ -114,7 +115,7 @@ def check_space_values(config, specs):
         raise ConfigError(f'{where} can give an invalid trial: {e}') from None
 
 
-def check_fields(config):
+def check_fields(config: ml_collections.ConfigDict) -> None:
   """Refuses a field or section that configs/default.py does not define: a typo in a config
   file (`config.optimizer.lerning_rate = 0.1`) would otherwise add a field nothing reads.
   sweep.space is left to check_sweep, which checks that each spec names a config field."""
@@ -146,7 +147,7 @@ def _same_type(field, value, default):
                       f'configs/default.py\'s {default!r}')
 
 
-def check_config(config):
+def check_config(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   """Every check that needs no data, cheapest first; returns the parsed space {field: Spec}."""
   check_fields(config)
   _positive(config, 'seed', minimum=0)
@@ -157,7 +158,7 @@ def check_config(config):
   return specs
 
 
-def check_workdir(config, workdir):
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuses a workdir that holds a sweep of another config, naming the first differing field."""
   path = os.path.join(workdir, 'config.json')
   if not files.exists(path):
@@ -177,7 +178,7 @@ def check_workdir(config, workdir):
           '--overwrite to start afresh, or choose another --workdir')
 
 
-def check_strategy(config, specs):
+def check_strategy(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
   """The strategy's own section (its module's check), and whether the space gives it something
   to search."""
   strategy = config.sweep.strategy

@@ -16,6 +16,7 @@ os.environ.setdefault('NO_GCE_CHECK', 'true')  # No metadata-server probe on mac
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -85,7 +86,7 @@ class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
       yield i, {'image': image[..., None], 'label': int(label)}
 
 
-def read_idx(path):
+def read_idx(path: str) -> np.ndarray:
   """Reads an IDX file (optionally .gz): the format of the MNIST family's raw files."""
   path = path if os.path.exists(path) else path + '.gz'
   with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
@@ -95,7 +96,7 @@ def read_idx(path):
   return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def local_fashion_mnist_dir(manual_dir=''):
+def local_fashion_mnist_dir(manual_dir: str = '') -> str | None:
   """The first folder holding Fashion-MNIST's IDX files, or None."""
   for folder in ((manual_dir,) if manual_dir else ()) + FASHION_MNIST_DIRS:
     name = os.path.join(folder, _IDX_FILES['train'][0])
@@ -131,7 +132,7 @@ def _split_as_numpy(name, split, data_dir, manual_dir):
   return read(name, split, data_dir, manual_dir)
 
 
-def tfds_name(dataset_config):
+def tfds_name(dataset_config: ml_collections.ConfigDict) -> str:
   """The builder behind `dataset.name`: the local Fashion-MNIST one when its files are here."""
   name = dataset_config.name
   if name == 'fashion_mnist' and local_fashion_mnist_dir(dataset_config.manual_dir):
@@ -140,7 +141,8 @@ def tfds_name(dataset_config):
 
 
 @functools.lru_cache(maxsize=4)
-def load_numpy(name, data_dir='', manual_dir='', val_fraction=0.2):
+def load_numpy(name: str, data_dir: str = '', manual_dir: str = '', val_fraction: float = 0.2
+               ) -> tuple[dict[str, np.ndarray], int]:
   """Train/val/test as standardized float32 NHWC arrays and int32 labels, plus num_classes."""
   x, y = _split_as_numpy(name, 'train', data_dir, manual_dir)
   x_test, y_test = _split_as_numpy(name, 'test', data_dir, manual_dir)
@@ -157,7 +159,7 @@ def load_numpy(name, data_dir='', manual_dir='', val_fraction=0.2):
           'x_test': scale(x_test), 'y_test': y_test.astype(np.int32)}, num_classes
 
 
-def load(dataset_config):
+def load(dataset_config: ml_collections.ConfigDict) -> tuple[dict[str, jax.Array], int]:
   """The dataset of a config as device arrays (placed once) and its number of classes."""
   arrays, num_classes = load_numpy(
       tfds_name(dataset_config), dataset_config.data_dir, dataset_config.manual_dir,

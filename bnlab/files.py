@@ -9,6 +9,7 @@ URIs on POSIX, but `os.path.abspath` and `normpath` are not (`gs://b/x` would be
 
 import importlib.util
 import os
+from typing import IO
 import urllib.parse
 
 from etils import epath
@@ -16,12 +17,12 @@ from etils import epath
 REMOTE_SCHEMES = ('gs',)  # Through tf.io.gfile; TensorFlow 2.21 itself has no s3:// or az://.
 
 
-def is_local(path):
+def is_local(path: epath.PathLike) -> bool:
   """Whether `path` is a plain local path, not a `scheme://...` URI."""
   return '://' not in os.fspath(path)
 
 
-def supported(path):
+def supported(path: epath.PathLike) -> bool:
   """Whether a workdir can live at `path`: a local folder or `gs://BUCKET[/...]`."""
   url = urllib.parse.urlparse(os.fspath(path))
   return is_local(path) or (url.scheme in REMOTE_SCHEMES and bool(url.netloc))
@@ -41,7 +42,7 @@ def _importable(module):
     return False
 
 
-def missing_packages(path):
+def missing_packages(path: epath.PathLike) -> list[str]:
   """The pip packages a workdir at `path` needs that are not installed; [] for a local one."""
   if is_local(path):
     return []
@@ -49,33 +50,33 @@ def missing_packages(path):
   return [package for module, package in needs.items() if not _importable(module)]
 
 
-def absolute(path):
+def absolute(path: epath.PathLike) -> str:
   """A local path made absolute (Orbax's tensorstore wants that); a URI as it is."""
   return os.path.abspath(path) if is_local(path) else os.fspath(path)
 
 
-def name(path):
+def name(path: epath.PathLike) -> str:
   """The last part of a path or URI, ignoring a trailing slash: `runs/x/` and `gs://b/x` -> x."""
   return epath.Path(absolute(path)).name  # Absolute first: `.` gets the folder's own name.
 
 
-def exists(path):
+def exists(path: epath.PathLike) -> bool:
   return epath.Path(path).exists()
 
 
-def isdir(path):
+def isdir(path: epath.PathLike) -> bool:
   return epath.Path(path).is_dir()
 
 
-def makedirs(path):
+def makedirs(path: epath.PathLike) -> None:
   epath.Path(path).mkdir(parents=True, exist_ok=True)
 
 
-def rmtree(path):
+def rmtree(path: epath.PathLike) -> None:
   epath.Path(path).rmtree()
 
 
-def read_text(path):
+def read_text(path: epath.PathLike) -> str:
   return epath.Path(path).read_text()
 
 
@@ -93,17 +94,17 @@ def _write_atomically(path, data, mode):
   tmp.replace(path)
 
 
-def write_text(path, text):
+def write_text(path: epath.PathLike, text: str) -> None:
   """Writes `text` to `path` atomically."""
   _write_atomically(path, text, 'w')
 
 
-def write_bytes(path, data):
+def write_bytes(path: epath.PathLike, data: bytes) -> None:
   """Writes `data` to `path` atomically."""
   _write_atomically(path, data, 'wb')
 
 
-def open_file(path, mode):
+def open_file(path: epath.PathLike, mode: str) -> IO:
   """`path` opened for a caller that keeps it open across calls and closes it itself.
 
   epath opens a `gs://` file as a context manager around a `tf.io.gfile.GFile`; entering it

@@ -18,6 +18,7 @@ import os
 
 from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
 from bnlab import member
@@ -46,7 +47,8 @@ def _activation_bytes(spec, hparams, variables, example_shape, dtype, batch):
   return programs.tree_bytes(jax.eval_shape(forward, variables, x))
 
 
-def member_bytes(config, num_classes, shapes):
+def member_bytes(config: ml_collections.ConfigDict, num_classes: int,
+                 shapes: programs.DataShapes) -> dict[str, int]:
   """{state, gradients, activations, total}: bytes one member of `config`'s bucket needs."""
   (x_shape, x_dtype) = shapes[0]
   spec = member.make_spec(member.static_config(config), num_classes, x_shape[0])
@@ -64,7 +66,7 @@ def member_bytes(config, num_classes, shapes):
   return sizes
 
 
-def device_budget(device=None):
+def device_budget(device: jax.Device | None = None) -> int:
   """Bytes a sweep may use on `device` (see the module doc)."""
   device = device or jax.local_devices()[0]
   stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
@@ -74,7 +76,8 @@ def device_budget(device=None):
   return int(host / jax.local_device_count(device.platform))
 
 
-def fit_parallel(configs, shapes, num_classes, max_parallel, budget=None):
+def fit_parallel(configs: list[ml_collections.ConfigDict], shapes: programs.DataShapes,
+                 num_classes: int, max_parallel: int, budget: int | None = None) -> int:
   """The members per program that fit every bucket within the budget and sweep.max_parallel.
 
   The budget is one device's: a program's members are split evenly over every device (the data

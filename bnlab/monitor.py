@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import time
+from typing import Any, Iterable
 
 import jax
 import numpy as np
@@ -32,12 +33,13 @@ import tqdm
 
 from bnlab import files
 from bnlab import member
+from bnlab import population as population_lib
 from bnlab import records
 
 TENSORBOARD_DIR = 'tensorboard'
 
 
-def chain(*callbacks):
+def chain(*callbacks: population_lib.OnEpoch) -> population_lib.OnEpoch:
   """One on_epoch callback that calls each of `callbacks` in turn."""
   def on_epoch(population, metrics, seconds):
     for callback in callbacks:
@@ -45,7 +47,7 @@ def chain(*callbacks):
   return on_epoch
 
 
-def hparam_value(value):
+def hparam_value(value: Any) -> bool | int | float | str:
   """TensorBoard's hparams take bool, int, float or str: a tuple (widths) becomes its text."""
   return value if isinstance(value, (bool, int, float, str)) else str(value)
 
@@ -69,25 +71,25 @@ class TrialRun:
   def _add(self, event):
     self.records.write(event.SerializeToString())
 
-  def write_scalars(self, step, scalars):
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     values = [v for tag, x in scalars.items() for v in scalar_summary.scalar_pb(tag, x).value]
     self._add(event_pb2.Event(wall_time=time.time(), step=step,
                               summary=summary_pb2.Summary(value=values)))
 
-  def flush(self):
+  def flush(self) -> None:
     self.records.flush()
 
-  def close(self):
+  def close(self) -> None:
     self.records.close()
 
 
-def bucket_label(setting):
+def bucket_label(setting: dict[str, Any]) -> str:
   """The static (shape-deciding) part of a setting: what its compiled program was built for."""
   static = [f'{f}={v}' for f, v in setting.items() if f not in member.DYNAMIC_FIELDS]
   return ', '.join(static) or 'every trial'
 
 
-def summarize(values, mode):
+def summarize(values: Iterable[float], mode: str) -> tuple[float, float]:
   """(best, median) of the finite values, NaNs if none."""
   values = np.asarray([v for v in values if math.isfinite(v)], np.float64)
   if not values.size:
@@ -130,7 +132,8 @@ class Monitor:
           f: hparam_value(v) for f, v in setting.items()}})
     return self.writers[trial]
 
-  def on_epoch(self, population, metrics, seconds):
+  def on_epoch(self, population: population_lib.Population, metrics: dict[str, np.ndarray],
+               seconds: float) -> None:
     """Records one epoch of one chunk; the padding copies of a short chunk are skipped."""
     self._note_programs(population)
     self.train_seconds += seconds
@@ -181,7 +184,7 @@ class Monitor:
           'members': int(len(population.trials)),
           'compile_seconds': float(programs.compile_seconds)}
 
-  def timing(self):
+  def timing(self) -> dict[str, Any]:
     compile_seconds = sum(p['compile_seconds'] for p in self.programs.values())
     wall = time.perf_counter() - self.start
     return {**self.device, 'compile_seconds': compile_seconds,
@@ -190,12 +193,12 @@ class Monitor:
             'trial_epochs_per_second': self.trial_epochs / max(self.train_seconds, 1e-9),
             'programs': list(self.programs.values())}
 
-  def write_timing(self):
+  def write_timing(self) -> None:
     if self.primary:
       files.write_text(os.path.join(self.workdir, records.TIMING_FILE),
                        json.dumps(self.timing(), indent=2) + '\n')
 
-  def close(self):
+  def close(self) -> None:
     """Flushes and closes every file; writes the final timing.json."""
     for writer in self.writers.values():
       writer.close()

@@ -28,18 +28,19 @@ class BatchNormCache(NamedTuple):
   var: jax.Array  # sigma2, (n,)
 
 
-def batch_axes(x):
+def batch_axes(x: jax.Array) -> tuple[int, ...]:
   """The axes batch norm reduces over: all but the last (features / channels)."""
   return tuple(range(x.ndim - 1))
 
 
-def moments(x, axes):
+def moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
   """Mean and biased variance over `axes` (two-pass: subtract the mean, then square)."""
   mu = jnp.mean(x, axes, keepdims=True)
   return mu, jnp.mean(jnp.square(x - mu), axes, keepdims=True)
 
 
-def batch_norm_forward(x, gamma, beta, eps=1e-5):
+def batch_norm_forward(x: jax.Array, gamma: jax.Array, beta: jax.Array,
+                       eps: float | jax.Array = 1e-5) -> tuple[jax.Array, BatchNormCache]:
   """y = gamma * (x - mu) / sqrt(sigma2 + eps) + beta with mini-batch mu, sigma2; (y, cache)."""
   axes = batch_axes(x)
   mu, var = moments(x, axes)
@@ -50,7 +51,8 @@ def batch_norm_forward(x, gamma, beta, eps=1e-5):
   return y, BatchNormCache(z_norm, gamma, squeeze(inv_std), squeeze(mu), squeeze(var))
 
 
-def batch_norm_backward(dy, cache):
+def batch_norm_backward(dy: jax.Array, cache: BatchNormCache
+                        ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The hand-derived gradients (dx, dgamma, dbeta) of batch_norm_forward, given dy = dL/dy.
 
   With m the number of values per feature (batch times pixels) and dz = dy * gamma:
@@ -69,12 +71,13 @@ def batch_norm_backward(dy, cache):
   return dx, dgamma, dbeta
 
 
-def batch_norm_inference(x, gamma, beta, mean, var, eps=1e-5):
+def batch_norm_inference(x: jax.Array, gamma: jax.Array, beta: jax.Array, mean: jax.Array,
+                         var: jax.Array, eps: float | jax.Array = 1e-5) -> jax.Array:
   """Test-time batch norm: fixed statistics (running averages) instead of the batch's own."""
   return gamma * (x - mean) * jax.lax.rsqrt(var + eps) + beta
 
 
-def update_running(running, batch, momentum):
+def update_running(running: jax.Array, batch: jax.Array, momentum: float | jax.Array) -> jax.Array:
   """The exponentially weighted average used at test time: v <- momentum * v + (1 - momentum) * b.
 
   Applied to mu and to sigma2 after every training step (Flax's convention: `momentum` is the
@@ -83,7 +86,7 @@ def update_running(running, batch, momentum):
   return momentum * running + (1 - momentum) * batch
 
 
-def pooled_moments(means, variances):
+def pooled_moments(means: jax.Array, variances: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Population mean and variance from K equal-sized batches' means and biased variances [K, n].
 
   E[x] is the mean of the batch means; Var[x] = E[x^2] - E[x]^2 with E[x^2] the mean of
@@ -98,12 +101,14 @@ def _normalize(x, axes, gamma, beta, eps):
   return gamma * ((x - mu) * jax.lax.rsqrt(var + eps)) + beta
 
 
-def layer_norm(x, gamma, beta, eps=1e-5):
+def layer_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array,
+               eps: float | jax.Array = 1e-5) -> jax.Array:
   """Per example, over all its features (and pixels): no dependence on the rest of the batch."""
   return _normalize(x, tuple(range(1, x.ndim)), gamma, beta, eps)
 
 
-def group_norm(x, gamma, beta, groups, eps=1e-5):
+def group_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array, groups: int,
+               eps: float | jax.Array = 1e-5) -> jax.Array:
   """Per example, over each of `groups` equal groups of channels together with their pixels.
 
   One group is layer norm; as many groups as channels is instance norm. gamma and beta are
@@ -117,6 +122,7 @@ def group_norm(x, gamma, beta, groups, eps=1e-5):
   return gamma * z_norm + beta
 
 
-def instance_norm(x, gamma, beta, eps=1e-5):
+def instance_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array,
+                  eps: float | jax.Array = 1e-5) -> jax.Array:
   """Per example and channel, over the pixels. Needs pixels: on (m, n) each group is one value."""
   return _normalize(x, tuple(range(1, x.ndim - 1)), gamma, beta, eps)

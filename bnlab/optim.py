@@ -5,8 +5,11 @@ numeric hyperparameter goes through `optax.inject_hyperparams`, so it lives in t
 state as a scalar: vmapped, it is an [N] array, one value per member, and PBT can edit it.
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop', 'adam', 'adamw')
@@ -19,7 +22,7 @@ def _kernels(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def schedule_multiplier(name, total_steps):
+def schedule_multiplier(name: str, total_steps: int) -> optax.Schedule:
   """The learning-rate multiplier over steps (1.0 at the peak)."""
   if name == 'cosine':
     return optax.cosine_decay_schedule(1.0, max(total_steps, 1))
@@ -46,7 +49,8 @@ def _chain(learning_rate, b1, b2, eps, momentum, decay, weight_decay, clip_norm,
                      optax.scale_by_schedule(schedule))
 
 
-def make_optimizer(optimizer_config, total_steps, hparams=None):
+def make_optimizer(optimizer_config: ml_collections.ConfigDict, total_steps: int,
+                   hparams: dict[str, Any] | None = None) -> optax.GradientTransformation:
   """The optax transformation of a config, with its numbers or `hparams` (maybe traced) instead."""
   values = {k: optimizer_config[k] for k in HPARAMS} if hparams is None else dict(hparams)
   return optax.inject_hyperparams(_chain, static_args=('name', 'schedule'))(

@@ -11,6 +11,7 @@ and `jax.distributed.initialize` joins them.
 
 import functools
 import os
+from typing import Any, Iterable
 
 import jax
 from jax.experimental import multihost_utils
@@ -21,7 +22,7 @@ from bnlab import records
 MEMBER_AXIS = 'members'
 
 
-def check_flags(coordinator_address, num_processes, process_id):
+def check_flags(coordinator_address: str, num_processes: int, process_id: int) -> None:
   """The distributed flags: all three together (or none); raises ConfigError before JAX starts."""
   if not coordinator_address:
     if num_processes or process_id >= 0:
@@ -39,7 +40,7 @@ def check_flags(coordinator_address, num_processes, process_id):
         f'process_id={process_id} must be in 0..{num_processes - 1} (num_processes - 1)')
 
 
-def use_cpu_cores():
+def use_cpu_cores() -> None:
   """One JAX CPU device per core this process may run on; call before anything touches a device.
 
   XLA:CPU runs one device's small ops on about 1.4 of 2 cores; a device per core trains its own
@@ -51,14 +52,15 @@ def use_cpu_cores():
     jax.config.update('jax_num_cpu_devices', cpu_cores())
 
 
-def cpu_cores():
+def cpu_cores() -> int:
   """The cores this process may run on (all of the machine's where the OS cannot say)."""
   if hasattr(os, 'sched_getaffinity'):  # Linux: honours taskset and container CPU sets.
     return len(os.sched_getaffinity(0))
   return os.cpu_count() or 1
 
 
-def initialize(coordinator_address='', num_processes=0, process_id=-1):
+def initialize(coordinator_address: str = '', num_processes: int = 0,
+               process_id: int = -1) -> None:
   """Joins the multi-controller system; call before anything touches a device.
 
   With the three flags, the processes they name meet at the coordinator. Without them, JAX's
@@ -79,31 +81,31 @@ def initialize(coordinator_address='', num_processes=0, process_id=-1):
 
 
 @functools.cache
-def member_mesh():
+def member_mesh() -> jax.sharding.Mesh:
   """The 1-D mesh ('members',) over every device of every process."""
   return jax.sharding.Mesh(np.asarray(jax.devices()), (MEMBER_AXIS,))
 
 
-def member_sharding(mesh):
+def member_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MEMBER_AXIS))
 
 
-def replicated(mesh):
+def replicated(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
-def padded_members(count, num_devices, minimum=1):
+def padded_members(count: int, num_devices: int, minimum: int = 1) -> int:
   """`count` members rounded up to at least `minimum` and to a multiple of the device count."""
   count = max(count, minimum)
   return -(-count // num_devices) * num_devices
 
 
-def member_limit(max_parallel, num_devices, minimum_per_device=1):
+def member_limit(max_parallel: int, num_devices: int, minimum_per_device: int = 1) -> int:
   """`sweep.max_parallel` rounded down to a multiple of the device count (at least the minimum)."""
   return max(max_parallel // num_devices, minimum_per_device) * num_devices
 
 
-def put(tree, sharding):
+def put(tree: Any, sharding: jax.sharding.Sharding) -> Any:
   """Places every leaf of `tree` as a global array with `sharding`.
 
   Every process passes the same values (the same sweep, the same data); each one transfers only
@@ -117,31 +119,32 @@ def put(tree, sharding):
   return jax.tree.map(place, tree)
 
 
-def to_host(tree):
+def to_host(tree: Any) -> Any:
   """Global arrays as numpy arrays on every process (so that all take the same decisions)."""
   if jax.process_count() == 1:
     return jax.device_get(tree)
   return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def is_writer():
+def is_writer() -> bool:
   """Only process 0 writes the workdir; the others compute alongside it."""
   return jax.process_index() == 0
 
 
-def sync(name):
+def sync(name: str) -> None:
   """Every process waits here for the others (a no-op in a single-process run)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
 
 
-def peak_memory_bytes():
+def peak_memory_bytes() -> int | None:
   """The first local device's peak memory in use, or None where JAX reports none (CPU)."""
   stats = jax.local_devices()[0].memory_stats()
   return (stats or {}).get('peak_bytes_in_use')
 
 
-def throughput(member_steps, members, seconds, compile_seconds):
+def throughput(member_steps: int, members: int, seconds: float,
+               compile_seconds: Iterable[float]) -> dict[str, Any]:
   """The end-of-sweep summary: members, member-steps/s, compile s per bucket, devices, memory."""
   peak = peak_memory_bytes()
   return {'members': members, 'member_steps': member_steps, 'seconds': seconds,
@@ -151,7 +154,7 @@ def throughput(member_steps, members, seconds, compile_seconds):
           'peak_memory_per_device_mib': None if peak is None else peak / 2**20}
 
 
-def format_throughput(summary):
+def format_throughput(summary: dict[str, Any]) -> str:
   compile_text = ', '.join(f'{s:.1f}' for s in summary['compile_seconds'])
   memory = summary['peak_memory_per_device_mib']
   return (f'{summary["members"]} members trained, {summary["member_steps"]} member-steps in '

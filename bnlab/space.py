@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import re
+from typing import Any
 import zlib
 
 import numpy as np
@@ -30,16 +31,16 @@ class Spec:
   args: tuple
 
   @property
-  def scale(self):
+  def scale(self) -> str:
     """How values are spread: 'linear', 'log' (of x) or 'one_minus_log' (of 1 - x)."""
     return {'log_uniform': 'log', 'one_minus_log_uniform': 'one_minus_log'}.get(
         self.kind, 'linear')
 
   @property
-  def is_numeric(self):
+  def is_numeric(self) -> bool:
     return self.kind in NUMERIC_KINDS
 
-  def value(self, u):
+  def value(self, u: float) -> Any:
     """The value at quantile u in [0, 1)."""
     u = min(max(float(u), 0.0), 1.0 - 1e-12)
     if self.kind in ('choice', 'grid'):
@@ -53,7 +54,7 @@ class Spec:
       return 1.0 - math.exp(math.log(1 - hi) + (1 - u) * (math.log(1 - lo) - math.log(1 - hi)))
     return int(lo + math.floor(u * (hi - lo + 1)))  # int_uniform, both ends included.
 
-  def quantile(self, value):
+  def quantile(self, value: float) -> float:
     """The inverse of `value` for numeric specs: where `value` sits in [0, 1]."""
     lo, hi = self.args
     if self.kind == 'log_uniform':
@@ -65,7 +66,7 @@ class Spec:
     return (value - lo) / (hi - lo)
 
 
-def parse(text, field='spec'):
+def parse(text: str, field: str = 'spec') -> Spec:
   """Parses one spec string; raises SpecError naming `field` when it is not valid."""
   match = _SPEC_RE.match(text)
   if not match or match.group(1) not in KINDS:
@@ -99,7 +100,7 @@ def _check_args(kind, args, field, text):
     raise SpecError(f'{where}: int_uniform bounds must be integers')
 
 
-def flat_fields(tree, prefix=''):
+def flat_fields(tree: Any, prefix: str = '') -> dict[str, Any]:
   """{dotted name: value} of every leaf of a nested dict or ConfigDict."""
   flat = {}
   for key, value in tree.items():
@@ -110,28 +111,28 @@ def flat_fields(tree, prefix=''):
   return flat
 
 
-def flatten(space):
+def flatten(space: Any) -> dict[str, str]:
   """{'optimizer.learning_rate': 'log_uniform(..)', ...} for the non-empty entries of a space."""
   return {name: text for name, text in flat_fields(space).items() if text}
 
 
-def parse_space(space):
+def parse_space(space: Any) -> dict[str, Spec]:
   """The swept fields of a `sweep.space`, as {dotted field: Spec}, sorted by name."""
   return {field: parse(text, field) for field, text in sorted(flatten(space).items())}
 
 
-def field_key(seed, trial, field):
+def field_key(seed: int, trial: int, field: str) -> list[int]:
   """The seed of the generator behind trial `trial`'s value for `field`."""
   return [seed, trial, zlib.crc32(field.encode())]
 
 
-def random_trials(specs, seed, num_trials):
+def random_trials(specs: dict[str, Spec], seed: int, num_trials: int) -> list[dict[str, Any]]:
   """num_trials settings; trial i depends only on (seed, i) and each field's own spec."""
   return [{field: spec.value(np.random.default_rng(field_key(seed, i, field)).random())
            for field, spec in specs.items()} for i in range(num_trials)]
 
 
-def grid_trials(specs):
+def grid_trials(specs: dict[str, Spec]) -> list[dict[str, Any]]:
   """The cartesian product of the grid specs, in the order of sorted field names."""
   not_grid = [f for f, s in specs.items() if s.kind != 'grid']
   if not_grid:
@@ -141,7 +142,7 @@ def grid_trials(specs):
           for values in itertools.product(*(specs[f].args for f in fields))]
 
 
-def get_field(config, field):
+def get_field(config: Any, field: str) -> Any:
   section, _, key = field.rpartition('.')
   node = config
   for part in filter(None, section.split('.')):
@@ -149,7 +150,7 @@ def get_field(config, field):
   return node[key]
 
 
-def with_overrides(config, overrides):
+def with_overrides(config: Any, overrides: dict[str, Any]) -> Any:
   """A copy of `config` with {dotted field: value} applied (ints widened where fields are float)."""
   config = config.copy_and_resolve_references()
   for field, value in overrides.items():
@@ -166,7 +167,7 @@ def _optuna_choice(value):
   return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
-def optuna_distribution(spec):
+def optuna_distribution(spec: Spec) -> Any:
   """The Optuna distribution of `spec`, on the scale the spec samples: log_uniform as a log
   FloatDistribution, one_minus_log_uniform as a log FloatDistribution of 1 - x, int_uniform as
   an IntDistribution, choice and grid as a categorical one. TPE, GP and the report's fANOVA
@@ -182,14 +183,14 @@ def optuna_distribution(spec):
   return optuna.distributions.FloatDistribution(lo, hi, log=spec.kind == 'log_uniform')
 
 
-def to_optuna(spec, value):
+def to_optuna(spec: Spec, value: Any) -> Any:
   """A swept value as the Optuna parameter of `optuna_distribution(spec)`."""
   if not spec.is_numeric:
     return _optuna_choice(value)
   return 1 - value if spec.kind == 'one_minus_log_uniform' else value
 
 
-def from_optuna(spec, param):
+def from_optuna(spec: Spec, param: Any) -> Any:
   """The swept value of an Optuna parameter of `optuna_distribution(spec)`."""
   if not spec.is_numeric:
     return spec.args[[_optuna_choice(v) for v in spec.args].index(param)]

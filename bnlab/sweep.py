@@ -22,6 +22,7 @@ from bnlab import member
 from bnlab import memory
 from bnlab import monitor
 from bnlab import parallel
+from bnlab import population as population_lib
 from bnlab import programs
 from bnlab import records
 from bnlab import space
@@ -43,7 +44,8 @@ class Progress:
     self.num_trials = num_trials
     self.finished = []  # Final val accuracies of trials done so far.
 
-  def on_epoch(self, population, metrics, seconds):
+  def on_epoch(self, population: population_lib.Population, metrics: dict[str, np.ndarray],
+               seconds: float) -> None:
     size = population.size
     acc = np.where(metrics['diverged'][:size], np.nan, metrics['val_accuracy'][:size])
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])

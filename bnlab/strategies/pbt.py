@@ -39,7 +39,8 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
   base.single_seed(config)
 
 
-def exploit(scores, quantile, rng):
+def exploit(scores: np.ndarray, quantile: float, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
   """Truncation selection: (source index per member, copied mask). The bottom floor(n * quantile)
   by `scores` (higher is better) each copy a random member of the top as many; others keep."""
   n = len(scores)
@@ -52,7 +53,7 @@ def exploit(scores, quantile, rng):
   return source, copied
 
 
-def perturb(spec, value, rng, resample):
+def perturb(spec: space.Spec, value: float, rng: np.random.Generator, resample: float) -> float:
   """A new value near `value` (x0.8 or x1.2 in the spec's scale) or, with chance `resample`, a
   fresh draw from the spec; never outside the spec's range."""
   if rng.random() < resample:
@@ -68,7 +69,8 @@ def perturb(spec, value, rng, resample):
   return int(round(value)) if spec.kind == 'int_uniform' else value
 
 
-def explore(values, specs, copied, rng, resample):
+def explore(values: dict[str, np.ndarray], specs: dict[str, space.Spec], copied: np.ndarray,
+            rng: np.random.Generator, resample: float) -> dict[str, np.ndarray]:
   """`values` {field: [n]} with every copied member's fields perturbed (a new dict)."""
   values = {f: np.array(v, dtype=object) for f, v in values.items()}
   for k in np.flatnonzero(copied):
