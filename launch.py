@@ -59,9 +59,20 @@ def parse_flags(argv):
          + (f' ({hint.strip()})' if hint else ''))
 
 
+def local_workdir_problem(workdir):
+  """Why a local `workdir` cannot be a folder (it, or a folder above it, is a file), or ''."""
+  path = os.path.abspath(workdir)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    return f'{path} is a file, not a folder'
+  return ''
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    fail(f'unexpected arguments {" ".join(argv[1:])}: every setting is a flag, '
+         '--name=value (--config.x.y=value for a config field)')
   from bnlab import checks  # pylint: disable=import-outside-toplevel
   from bnlab import files  # pylint: disable=import-outside-toplevel
   from bnlab import parallel  # pylint: disable=import-outside-toplevel
@@ -71,6 +82,9 @@ def main(argv):
   if not files.supported(workdir):
     fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '
          'gs://BUCKET/PATH')
+  problem = local_workdir_problem(workdir) if files.is_local(workdir) else ''
+  if problem:
+    fail(f'--workdir={workdir}: {problem}')
   missing = files.missing_packages(workdir)
   if missing:
     fail(f'--workdir={workdir} needs packages that are not installed: '
@@ -91,6 +105,10 @@ def main(argv):
     results = sweep.run(_CONFIG.value, workdir, overwrite=_OVERWRITE.value)
   except checks.ConfigError as e:
     fail(e)
+  except KeyboardInterrupt:
+    print(f'error: stopped (Ctrl-C); run the same command again to resume {workdir} from its '
+          'last checkpoint', file=sys.stderr)
+    sys.exit(130)
   gc.freeze()  # Nor at the exit, which would collect what the process's end frees anyway.
   if results and all(r.status == records.DIVERGED for r in results):
     sys.exit(1)

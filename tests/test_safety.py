@@ -7,8 +7,10 @@ launches on one workdir, a resume under another device layout, a bool where a nu
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,6 +19,7 @@ from bnlab import records
 from bnlab import space
 from bnlab import sweep
 from bnlab import workdir as workdir_lib
+from tests.conftest import ROOT
 
 SMALL = {'sweep.num_trials': 2, 'sweep.space.model.widths': '', 'train.epochs': 1}
 
@@ -118,3 +121,50 @@ def test_a_bool_is_not_a_number(config, field, value, message):
   config[section][key] = value
   with pytest.raises(checks.ConfigError, match='^' + message.replace('(', r'\(')):
     checks.check_config(config)
+
+
+def _launch(*args, cwd=None):
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'),
+                         '--config=configs/test.py', *args], cwd=cwd or ROOT,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_stray_argument_is_one_line_not_a_page_of_usage(tmp_path):
+  result = _launch(f'--workdir={tmp_path}/w', 'epochs=3')
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert result.stderr.splitlines() == [
+      'error: unexpected arguments epochs=3: every setting is a flag, --name=value '
+      '(--config.x.y=value for a config field)']
+  assert not os.path.exists(tmp_path / 'w')
+
+
+@pytest.mark.parametrize('where', ['file', 'under_a_file'])
+def test_a_workdir_that_is_or_sits_under_a_file_is_one_line(tmp_path, where):
+  blocker = tmp_path / 'notes.txt'
+  blocker.write_text('keep me')
+  workdir = blocker if where == 'file' else blocker / 'run'
+  result = _launch(f'--workdir={workdir}')
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert result.stderr.splitlines() == [
+      f'error: --workdir={workdir}: {blocker} is a file, not a folder']
+  assert blocker.read_text() == 'keep me'
+
+
+def test_ctrl_c_says_in_one_line_how_to_resume(data_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
+       f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
+       '--config.train.epochs=30', '--config.sweep.space.model.widths='],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while not os.path.exists(workdir / records.PROGRESS_FILE) and time.monotonic() < deadline:
+    time.sleep(0.05)  # Until it trains.
+  process.send_signal(signal.SIGINT)
+  _, err = process.communicate(timeout=120)
+  assert process.returncode == 130, err[-2000:]
+  assert 'Traceback' not in err
+  assert err.strip().splitlines()[-1] == (
+      f'error: stopped (Ctrl-C); run the same command again to resume {workdir} from its last '
+      'checkpoint')
+  assert not os.path.exists(workdir / workdir_lib.LOCK)  # Released on the way out.
