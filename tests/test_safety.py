@@ -152,14 +152,17 @@ def test_a_workdir_that_is_or_sits_under_a_file_is_one_line(tmp_path, where):
 
 def test_ctrl_c_says_in_one_line_how_to_resume(data_dir, tmp_path):
   workdir = tmp_path / 'run'
-  process = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
-       f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
-       '--config.train.epochs=300', '--config.sweep.space.model.widths='],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      # A shell that starts a job in the background (as CI may) ignores SIGINT for it, and
-      # Python keeps an ignored SIGINT ignored: the child gets the default, as a terminal's has.
-      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  args = ['--config=configs/test.py', f'--workdir={workdir}',
+          f'--config.dataset.data_dir={data_dir}', '--config.train.epochs=300',
+          '--config.sweep.space.model.widths=']
+  # A shell that starts a job in the background (as CI may) ignores SIGINT for it, and Python
+  # keeps an ignored SIGINT ignored: launch.py gets Python's own handler, as from a terminal.
+  wrapper = ('import runpy, signal, sys; '
+             'signal.signal(signal.SIGINT, signal.default_int_handler); '
+             f'sys.argv = ["launch.py"] + {args!r}; '
+             'runpy.run_path("launch.py", run_name="__main__")')
+  process = subprocess.Popen([sys.executable, '-c', wrapper], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
   progress = workdir / records.PROGRESS_FILE
   deadline = time.monotonic() + 300
   while time.monotonic() < deadline and not (progress.exists() and progress.read_text()):
