@@ -6,13 +6,21 @@ Everything lives under `<workdir>/checkpoints/`:
                                   (parameters, batch_stats, optimizer states with their per-member
                                   hyperparameters, divergence flags) and JSON metadata (epoch,
                                   history so far, seconds, the caller's own state)
-    journal/<key>.json            the TrialRecords of a finished chunk of trials
-    complete.json                 written last: the sweep is done, a rerun has nothing to do
+    manifests/<name>/<epoch>.json the SHA-256 of every file of that checkpoint, written after it
+    journal/<key>.json            the TrialRecords of a finished chunk of trials, with their SHA-256
+    complete.json                 written last: the sweep is done, with the SHA-256 of each
+                                  results file it wrote (bnlab.integrity)
 
 Orbax writes a checkpoint into a temporary folder and renames it when finished, and the JSON
 files are written to a temporary name and renamed, so a process killed at any moment leaves
 either the previous checkpoint or the new one, never half of one. The data order of epoch e
 comes from fold_in(seed, e), so (state, epoch) is all the randomness a resume needs.
+
+Nothing is used before it is verified: a checkpoint whose files do not match its manifest (or
+that has none) is named in one warning and deleted, and the population goes on from the previous
+one (two are kept: a kill between a save and its manifest leaves the older one verified) or from
+its start; a journal entry that fails its checksum is named and its chunk trained again. Every
+other chunk and checkpoint is kept.
 """
 
 import hashlib
@@ -22,12 +30,14 @@ import os
 from typing import Any
 
 from absl import logging as absl_logging
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from bnlab import files
+from bnlab import integrity
 from bnlab import parallel
 from bnlab import records
 
@@ -87,7 +97,7 @@ class SweepCheckpointer:
 
   def _manager(self, name):
     if name not in self._managers:
-      options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+      options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                              enable_async_checkpointing=False)
       # Uncompressed: compression saves few bytes of float weights for much CPU per save
       # (BENCHMARKS.md, engine change 11); checkpoints written compressed still restore.
@@ -103,8 +113,37 @@ class SweepCheckpointer:
     """Checkpoints a population's stacked state after `epoch` epochs, with its metadata."""
     meta = {'epoch': int(epoch), 'history': _history_to_json(history), 'seconds': seconds,
             'extra': extra}
-    self._manager(name).save(int(epoch), args=ocp.args.Composite(
+    manager = self._manager(name)
+    manager.save(int(epoch), args=ocp.args.Composite(
         state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)))
+    if parallel.is_writer():
+      files.write_text(self._manifest_path(name, epoch),
+                       json.dumps(integrity.digests(self._step_path(name, epoch))))
+      kept = {str(step) for step in manager.all_steps()}
+      for path in epath.Path(self.root, 'manifests', name).iterdir():
+        if path.stem not in kept:  # Orbax deleted that checkpoint: its manifest goes with it.
+          path.unlink()
+
+  def _step_path(self, name, step):
+    return os.path.join(self.root, 'populations', name, str(int(step)))
+
+  def _manifest_path(self, name, step):
+    return os.path.join(self.root, 'manifests', name, f'{int(step)}.json')
+
+  def _verified_step(self, name, manager):
+    """The newest checkpoint of `name` whose files match its manifest; damaged ones are named
+    and deleted (bnlab wrote them, and the population trains past them again)."""
+    for step in sorted(manager.all_steps(), reverse=True):
+      problem = integrity.check_folder(self._step_path(name, step),
+                                       self._manifest_path(name, step))
+      if not problem:
+        return step
+      absl_logging.warning('checkpoint %s is damaged (%s): not used; training goes on from the '
+                           'one before it, if any, else from its first epoch',
+                           self._step_path(name, step), problem)
+      if parallel.is_writer():
+        manager.delete(step)
+    return None
 
   def restore_population(self, name: str, like: Any
                          ) -> tuple[Any, int, list[dict[str, np.ndarray]], float | list[float],
@@ -117,7 +156,7 @@ class SweepCheckpointer:
     if not files.isdir(os.path.join(self.root, 'populations', name)):
       return None
     manager = self._manager(name)
-    step = manager.latest_step()
+    step = self._verified_step(name, manager)
     if step is None:
       return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
@@ -131,24 +170,38 @@ class SweepCheckpointer:
   def _journal_path(self, key):
     return os.path.join(self.root, 'journal', f'{key}.json')
 
-  def load_chunk(self, key: str) -> list[records.TrialRecord] | None:
-    """The records of a finished chunk, or None if it has not finished."""
+  def load_chunk(self, key: str, trials: list[int] | None = None
+                 ) -> list[records.TrialRecord] | None:
+    """The records of a finished chunk (of trial ids `trials`, when given), or None if it has not
+    finished, or if its journal entry fails its checksum or holds other trials (then named in
+    one warning: the chunk is trained again and its entry rewritten)."""
     path = self._journal_path(key)
     if not files.exists(path):
       return None
-    # NaN metrics of diverged members round-trip as NaN.
-    return [records.TrialRecord.from_json(r) for r in json.loads(files.read_text(path))]
+    done, problem = integrity.read_records(files.read_text(path))
+    if not problem and trials is not None and [r.trial for r in done] != list(trials):
+      problem = f'it holds trials {[r.trial for r in done]}, not {list(trials)}'
+    if problem:
+      absl_logging.warning('journal entry %s is damaged (%s): training its trials again', path,
+                           problem)
+      return None
+    return done
 
   def save_chunk(self, key: str, done: list[records.TrialRecord]) -> None:
     if parallel.is_writer():  # Every process holds the same records; Orbax saves are collective.
-      files.write_text(self._journal_path(key), json.dumps([r.to_json() for r in done]))
+      files.write_text(self._journal_path(key), integrity.records_text(done))
 
-  def is_complete(self) -> bool:
-    return files.exists(os.path.join(self.root, 'complete.json'))
+  def completion(self, workdir: str) -> integrity.Completion:
+    """Whether the sweep in `workdir` finished, and whether its results files are still the ones
+    it wrote (see integrity.Completion)."""
+    return integrity.completion(workdir, os.path.join(self.root, 'complete.json'))
 
-  def mark_complete(self, summary: dict[str, Any]) -> None:
+  def mark_complete(self, workdir: str, summary: dict[str, Any]) -> None:
+    """Writes complete.json: `summary` and the SHA-256 of each results file now in `workdir`."""
     if parallel.is_writer():
-      files.write_text(os.path.join(self.root, 'complete.json'), json.dumps(summary) + '\n')
+      files.write_text(os.path.join(self.root, 'complete.json'),
+                       json.dumps({**summary, 'files': integrity.results_digests(workdir)},
+                                  indent=1) + '\n')
 
   def close(self) -> None:
     for manager in self._managers.values():

@@ -290,7 +290,7 @@ def train_trials(configs: list[ml_collections.ConfigDict], settings: list[dict[s
     chunk = [configs[i] for i in members]
     ids = [trial_ids[i] for i in members]
     key = checkpointer.chunk_key(chunk, ids, seed) if checkpointer else None
-    done = checkpointer.load_chunk(key) if checkpointer else None
+    done = checkpointer.load_chunk(key, ids[:count]) if checkpointer else None
     if done is None:
       population = Population.create(chunk, [settings[i] for i in members], ids, data,
                                      num_classes, seed, count, config_seeds(chunk, seed))

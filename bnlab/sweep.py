@@ -18,6 +18,7 @@ from bnlab import checkpoint
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import files
+from bnlab import integrity
 from bnlab import member
 from bnlab import memory
 from bnlab import monitor
@@ -60,11 +61,12 @@ class Progress:
       self.finished.extend(acc.tolist())
 
 
-def open_workdir(config: ml_collections.ConfigDict, workdir: str,
-                 overwrite: bool = False) -> checkpoint.SweepCheckpointer:
+def open_workdir(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
+                 damaged: tuple[str, ...] = ()) -> checkpoint.SweepCheckpointer:
   """A checkpointer for `workdir`, set up to train: cleared for `overwrite` (only a workdir bnlab
-  owns), claimed, its layout checked, its config written. Call it under `workdir_lib.locked`,
-  after every check that can refuse the run, so that a refused run changes nothing."""
+  owns), claimed, its layout checked, its `damaged` results files set aside, its config written.
+  Call it under `workdir_lib.locked`, after every check that can refuse the run, so that a
+  refused run changes nothing."""
   writer = parallel.is_writer()  # Process 0 alone writes; the others only read (after it).
   if writer:
     if overwrite:
@@ -72,6 +74,9 @@ def open_workdir(config: ml_collections.ConfigDict, workdir: str,
     checks.check_workdir(config, workdir)
     workdir_lib.claim(workdir)
     workdir_lib.check_layout(workdir)
+    moved = integrity.set_aside(workdir, damaged)
+    if moved:
+      print(f'kept the damaged files as {", ".join(moved)} in {workdir}', file=sys.stderr)
     files.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
   return checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
@@ -145,18 +150,24 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """
   specs = prepare(config)
   writer = parallel.is_writer()  # Process 0 alone writes the workdir; the others train alongside.
+  completion = integrity.Completion(False)
   if not overwrite:  # Read-only: another config's workdir, or a finished one, changes nothing.
     checks.check_workdir(config, workdir)
-    if checkpoint.SweepCheckpointer(workdir).is_complete():
+    completion = checkpoint.SweepCheckpointer(workdir).completion(workdir)
+    if completion.finished:
       print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
       return None
+    if completion.problem:
+      print(f'warning: {completion.problem}: rebuilding the results from its journal and '
+            'checkpoints (trials whose records are damaged too are trained again)',
+            file=sys.stderr)
   if writer:
     results_files.start_worker()  # The report's importance: its imports overlap the compile.
   programs.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
   start = time.perf_counter()
   loaded = _load(config, specs)  # Its checks refuse a run before anything is written.
   with workdir_lib.locked(workdir) if writer else contextlib.nullcontext():
-    checkpointer = open_workdir(config, workdir, overwrite)
+    checkpointer = open_workdir(config, workdir, overwrite, completion.damaged)
     done, live = _train(config, specs, loaded, checkpointer, workdir)
     if not writer:
       checkpointer.close()
@@ -170,7 +181,7 @@ def _finish(config, specs, workdir, done, data, start, live, checkpointer):
   best = results_files.write_sweep(workdir, config, specs, done)
   logging.info('%d trials in %.1f s', len(done), time.perf_counter() - start)
   print(results_files.leaderboard(done, list(specs), config.sweep.metric, config.sweep.mode))
-  checkpointer.mark_complete({'trials': len(done), 'best': best and best.trial})
+  checkpointer.mark_complete(workdir, {'trials': len(done), 'best': best and best.trial})
   checkpointer.close()
   if best is None:
     print(f'error: every one of the {len(done)} trials diverged (non-finite loss): no best '

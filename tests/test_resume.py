@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from bnlab import checkpoint
 from bnlab import checks
 from bnlab import files
+from bnlab import integrity
 from bnlab import population as population_lib
 from bnlab import space
 from bnlab import sweep
@@ -254,19 +256,31 @@ def test_a_population_restores_bit_for_bit_with_the_callers_state(config, digits
       checkpointer, 'no_such_rung') is None
 
 
-def test_a_checkpoint_saved_compressed_by_an_earlier_bnlab_restores(config, digits, tmp_path):
-  """Before its saves went uncompressed, bnlab saved the state with Orbax's StandardSave (zstd)."""
+def _save_as_earlier_bnlab(state, folder, step):
+  """Before its saves went uncompressed, bnlab saved the state with Orbax's StandardSave (zstd);
+  before it verified checkpoints, it wrote no manifest."""
+  old = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=True))
+  meta = {'epoch': step, 'history': [], 'seconds': 2.0, 'extra': None}
+  old.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                         meta=ocp.args.JsonSave(meta)))
+  old.close()
+
+
+def test_a_compressed_checkpoint_restores_and_one_without_a_manifest_is_not_trusted(
+    config, digits, tmp_path):
   data, num_classes = digits
   configs = [space.with_overrides(config, {'optimizer.learning_rate': lr}) for lr in (0.1, 0.01)]
   original = create_population(configs, [0, 1], data, num_classes, seed=0)
   original.run_epoch(data)
-  meta = {'epoch': 1, 'history': [], 'seconds': 2.0, 'extra': None}
-  old = ocp.CheckpointManager(os.path.join(tmp_path, 'checkpoints', 'populations', 'chunk'),
-                              options=ocp.CheckpointManagerOptions(create=True))
-  old.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(original.state),
-                                      meta=ocp.args.JsonSave(meta)))
-  old.close()
+  checkpointer = checkpoint.SweepCheckpointer(str(tmp_path))
+  for name in ('verified', 'unverified'):
+    _save_as_earlier_bnlab(original.state, os.path.join(checkpointer.root, 'populations', name), 1)
+  files.write_text(os.path.join(checkpointer.root, 'manifests', 'verified', '1.json'), json.dumps(
+      integrity.digests(os.path.join(checkpointer.root, 'populations', 'verified', '1'))))
   restored = create_population(configs, [0, 1], data, num_classes, seed=0)
-  restored.restore(checkpoint.SweepCheckpointer(str(tmp_path)), 'chunk')
+  restored.restore(checkpointer, 'verified')
   assert (restored.epoch, restored.seconds.tolist()) == (1, [2.0, 2.0])
   jax.tree.map(np.testing.assert_array_equal, restored.state, original.state)
+  fresh = create_population(configs, [0, 1], data, num_classes, seed=0)
+  assert fresh.restore(checkpointer, 'unverified') is None and fresh.epoch == 0
+  assert not os.path.exists(os.path.join(checkpointer.root, 'populations', 'unverified', '1'))
