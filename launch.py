@@ -3,7 +3,8 @@
     python launch.py --config=configs/sweep.py [--config.x.y=value ...] [--workdir=runs/x]
 
 Running the same command again resumes an interrupted sweep. Exit status: 0 done (or already
-complete), 1 every trial diverged, 2 a bad config, flag or workdir (one line on stderr).
+complete), 1 every trial diverged, 2 a bad config, flag or workdir, a full disk or a dataset that
+cannot be downloaded (one line on stderr; after a full disk, the same command resumes).
 
 Multi-host (every process runs the same command; on Cloud TPU VMs the three flags are detected):
 
@@ -20,9 +21,11 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from bnlab import errors
 from bnlab import records
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/sweep.py', 'Config file.')
+DEFAULT_CONFIG = 'configs/sweep.py'
+_CONFIG = config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'Config file.')
 _WORKDIR = flags.DEFINE_string(
     'workdir', '', 'Output folder, local or gs://BUCKET/PATH; default runs/<config file stem>.')
 _COORDINATOR = flags.DEFINE_string(
@@ -38,35 +41,20 @@ def fail(message):
 
 
 def parse_flags(argv):
-  """absl's flag parsing, with a bad flag or config override as one line and exit status 2."""
+  """absl's flag parsing, with a bad flag, config file or override as one line and exit status 2."""
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(e)
-  except OSError as e:  # config_flags: the config file failed to load.
-    fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
-  except (KeyError, AttributeError) as e:  # config_flags: an override of a field not in the config.
-    while isinstance(e, BaseException) and e.args:
-      e = e.args[0]
-    key, _, hint = str(e).partition('\n')
-    key = key.strip('"\'')
-    names = [a.split('=')[0] for a in argv if a.split('=')[0].endswith(f'.{key}')]
-    renamed = [n.removeprefix('--config.') for n in names
-               if n.removeprefix('--config.') in records.RENAMED]
-    if renamed:
-      fail(records.renamed_message(renamed[0]))
-    fail(f'{names[0] if names else key}: the config has no field {key!r}'
-         + (f' ({hint.strip()})' if hint else ''))
-
-
-def local_workdir_problem(workdir):
-  """Why a local `workdir` cannot be a folder (it, or a folder above it, is a file), or ''."""
-  path = os.path.abspath(workdir)
-  while not os.path.exists(path):
-    path = os.path.dirname(path)
-  if not os.path.isdir(path):
-    return f'{path} is a file, not a folder'
-  return ''
+  except Exception as e:  # pylint: disable=broad-except
+    problem = errors.config_file_problem(e, errors.config_path(argv, DEFAULT_CONFIG))
+    if problem:  # Raised in the config file (or a module it imports), or its syntax error.
+      fail(f'--config: cannot load the config file: {problem}')
+    if isinstance(e, flags.Error):
+      fail(errors.flag_problem(e))
+    if isinstance(e, OSError):  # config_flags: the config file failed to load.
+      fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
+    if isinstance(e, (KeyError, AttributeError)):  # An override of a field not in the config.
+      fail(errors.unknown_field_problem(e, argv))
+    raise
 
 
 def main(argv):
@@ -75,6 +63,7 @@ def main(argv):
          '--name=value (--config.x.y=value for a config field)')
   from bnlab import checks  # pylint: disable=import-outside-toplevel
   from bnlab import files  # pylint: disable=import-outside-toplevel
+  from bnlab import integrity  # pylint: disable=import-outside-toplevel
   from bnlab import parallel  # pylint: disable=import-outside-toplevel
   config_file = config_flags.get_config_filename(flags.FLAGS['config'])
   workdir = _WORKDIR.value or os.path.join(
@@ -82,8 +71,9 @@ def main(argv):
   if not files.supported(workdir):
     fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '
          'gs://BUCKET/PATH')
-  problem = local_workdir_problem(workdir) if files.is_local(workdir) else ''
-  if problem:
+  problem = errors.local_workdir_problem(workdir) if files.is_local(workdir) else ''
+  # A finished workdir made read-only to keep it is fine: a rerun only says it is complete.
+  if problem and (_OVERWRITE.value or not integrity.completion(workdir).finished):
     fail(f'--workdir={workdir}: {problem}')
   missing = files.missing_packages(workdir)
   if missing:
@@ -105,6 +95,11 @@ def main(argv):
     results = sweep.run(_CONFIG.value, workdir, overwrite=_OVERWRITE.value)
   except checks.ConfigError as e:
     fail(e)
+  except Exception as e:  # pylint: disable=broad-except
+    problem = errors.write_problem(e, workdir)  # A full disk, a read-only file system, anywhere.
+    if not problem:
+      raise
+    fail(problem)
   except KeyboardInterrupt:
     print(f'error: stopped (Ctrl-C); run the same command again to resume {workdir} from its '
           'last checkpoint', file=sys.stderr)

@@ -191,15 +191,10 @@ class SweepCheckpointer:
     if parallel.is_writer():  # Every process holds the same records; Orbax saves are collective.
       files.write_text(self._journal_path(key), integrity.records_text(done))
 
-  def completion(self, workdir: str) -> integrity.Completion:
-    """Whether the sweep in `workdir` finished, and whether its results files are still the ones
-    it wrote (see integrity.Completion)."""
-    return integrity.completion(workdir, os.path.join(self.root, 'complete.json'))
-
   def mark_complete(self, workdir: str, summary: dict[str, Any]) -> None:
     """Writes complete.json: `summary` and the SHA-256 of each results file now in `workdir`."""
     if parallel.is_writer():
-      files.write_text(os.path.join(self.root, 'complete.json'),
+      files.write_text(os.path.join(workdir, integrity.COMPLETE_FILE),
                        json.dumps({**summary, 'files': integrity.results_digests(workdir)},
                                   indent=1) + '\n')
 

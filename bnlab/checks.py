@@ -94,7 +94,7 @@ def check_dataset(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'dataset.name={name!r} must be {valid}')
   try:  # Looks the name up in TFDS's registry without importing TensorFlow or downloading.
     tfds.builder_cls(data_lib.tfds_name(config.dataset).split(':')[0].split('/')[0])
-  except tfds.core.registered.DatasetNotFoundError:
+  except (tfds.core.registered.DatasetNotFoundError, ValueError):  # ValueError: not a name at all.
     raise ConfigError(f'dataset.name={name!r} is not a known dataset; use {valid}') from None
 
 

@@ -5,12 +5,18 @@
 first use with no download. They are stored as array_record and read back through TFDS's data
 source, which needs no TensorFlow: a sweep on them never imports it (seconds of import and of
 interpreter exit; BENCHMARKS.md). Any other name goes to `tfds.load` and tf.data, which
-download when they can.
+download when they can: a dataset not yet in the data dir whose download hosts cannot be reached
+is refused in one line within seconds, not after minutes of TFDS's retries.
 """
 
 import functools
 import gzip
 import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
 
 os.environ.setdefault('NO_GCE_CHECK', 'true')  # No metadata-server probe on machines off GCP.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -19,6 +25,8 @@ import jax
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
+
+from bnlab import records
 
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)
 _IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
@@ -116,8 +124,68 @@ def _local_split(name, split, data_dir, manual_dir):
           np.array([e['label'] for e in examples], np.int64))
 
 
+# Tried when a builder lists no download URLs: reaching it at all says whether we are online.
+FALLBACK_HOST = ('storage.googleapis.com', 443)
+PROBE_SECONDS = 3.0
+OFFLINE = ('digits, or fashion_mnist from its four IDX files in dataset.manual_dir (or Debian\'s '
+           'dataset-fashion-mnist package)')
+
+
+def download_hosts(builder: tfds.core.DatasetBuilder) -> list[tuple[str, int]]:
+  """(host, port) that preparing `builder` connects to: its URLs' hosts, or their proxy."""
+  try:
+    urls = list(builder.url_infos or {})
+  except Exception:  # pylint: disable=broad-except  # Unreadable checksums: probe the fallback.
+    urls = []
+  if not urls and builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+    return []  # Prepared from files the user downloads into manual_dir: no network.
+  proxies = urllib.request.getproxies()
+  hosts = set() if urls else {FALLBACK_HOST}
+  for url in urls:
+    parts = urllib.parse.urlparse(url)
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+      parts = urllib.parse.urlparse(proxy if '://' in proxy else f'http://{proxy}')
+    hosts.add((parts.hostname, parts.port or (443 if parts.scheme == 'https' else 80)))
+  return sorted(hosts)
+
+
+def unreachable(hosts: list[tuple[str, int]], seconds: float = PROBE_SECONDS) -> list[str]:
+  """The hosts that no TCP connection reaches within `seconds` (all probed at once). A thread
+  each: a name lookup offline can outlast any socket timeout."""
+  reached = set()
+
+  def connect(address):
+    try:
+      socket.create_connection(address, timeout=seconds).close()
+      reached.add(address)
+    except OSError:
+      pass
+  threads = [threading.Thread(target=connect, args=(a,), daemon=True) for a in hosts]
+  deadline = time.monotonic() + seconds
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(max(0.0, deadline - time.monotonic()))
+  return [host for host, port in hosts if (host, port) not in reached]
+
+
+def check_downloadable(name: str, builder: tfds.core.DatasetBuilder) -> None:
+  """Refuses a dataset that is not prepared and cannot be downloaded now, naming the ones that
+  need no network; TFDS would retry for minutes, then print a page of traceback."""
+  if builder.is_prepared():
+    return
+  hosts = unreachable(download_hosts(builder))
+  if hosts:
+    raise records.ConfigError(
+        f'dataset.name={name!r} is not in {builder.data_dir} and its download host '
+        f'{", ".join(hosts)} cannot be reached (offline?); without a network use {OFFLINE}, '
+        'or prepare it into dataset.data_dir on a machine that is online')
+
+
 def _tfds_split(name, split, data_dir, manual_dir):
   """A split of any other TFDS dataset, through tf.data (downloaded first when it can be)."""
+  check_downloadable(name, tfds.builder(name, data_dir=data_dir or None))  # Before TF's import.
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)

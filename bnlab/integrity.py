@@ -24,6 +24,7 @@ from bnlab import records
 # them; report.html and plots/ are drawn from them again on any rerun).
 RESULTS_FILES = ('results.csv', 'history.jsonl', 'seeds.csv', 'best.json', 'best_config.py')
 DAMAGED_SUFFIX = '.damaged'
+COMPLETE_FILE = os.path.join('checkpoints', 'complete.json')  # In a workdir.
 
 
 def sha256(data: bytes | str) -> str:
@@ -109,8 +110,9 @@ class Completion(NamedTuple):
   problem: str = ''
 
 
-def completion(workdir: str, path: str) -> Completion:
-  """Reads complete.json at `path` and checks `workdir`'s results files against it."""
+def completion(workdir: str) -> Completion:
+  """Reads `workdir`'s complete.json and checks its results files against it."""
+  path = os.path.join(workdir, COMPLETE_FILE)
   if not files.exists(path):
     return Completion(False)
   try:

@@ -153,7 +153,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   completion = integrity.Completion(False)
   if not overwrite:  # Read-only: another config's workdir, or a finished one, changes nothing.
     checks.check_workdir(config, workdir)
-    completion = checkpoint.SweepCheckpointer(workdir).completion(workdir)
+    completion = integrity.completion(workdir)
     if completion.finished:
       print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
       return None

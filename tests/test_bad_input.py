@@ -1,19 +1,25 @@
 """Bad input through the real launch.py: one line naming the field, exit 2, the workdir untouched.
 
 Every case runs launch.py in its own subprocess (several at a time, started together by a module
-fixture, since each spends its seconds importing JAX); each parametrized test checks one.
+fixture, since each spends its seconds importing JAX); each parametrized test checks one. What a
+test cannot make real (a full disk, a read-only file system as root, no network) is made by a
+few lines of Python that the launch's process runs before launch.py (RUN_LAUNCH).
 """
 
 import concurrent.futures
+import dataclasses
 import glob
 import os
 import subprocess
 import sys
 
 import jax
+import ml_collections
 import pytest
+import tensorflow_datasets as tfds
 
 from bnlab import checks
+from bnlab import data as data_lib
 from bnlab import memory
 from bnlab import programs
 from bnlab import space
@@ -38,7 +44,14 @@ CASES = [
     ('unknown_config_field', ['--config.train.batchsize=8'],
      "--config.train.batchsize: the config has no field 'batchsize'"),
     ('not_a_number', ['--config.optimizer.learning_rate=fast'],
-     "--config.optimizer.learning_rate=fast: could not convert string to float: 'fast'"),
+     "--config.optimizer.learning_rate=fast: must be a float (could not convert string to float: "
+     "'fast')"),
+    ('bool_for_an_int', ['--config.train.epochs=True'],  # A config file's: test_safety.py.
+     "--config.train.epochs=True: must be a int (invalid literal for int() with base 10: "
+     "'True')"),
+    ('empty_dataset_name', ['--config.dataset.name='],
+     "dataset.name='' must be one of digits, fashion_mnist (offline) or a TFDS "
+     'image-classification name such as mnist, cifar10'),
     ('zero_trials', ['--config.sweep.num_trials=0'], 'sweep.num_trials=0 must be a int >= 1'),
     ('zero_batch', ['--config.train.batch_size=0'], 'train.batch_size=0 must be a int >= 1'),
     ('zero_epochs', ['--config.train.epochs=0'], 'train.epochs=0 must be a int >= 1'),
@@ -100,40 +113,232 @@ def _workdir(base, name, data_dir):
 
 
 def _snapshot(workdir):
-  return {p: open(p, 'rb').read() for p in glob.glob(f'{workdir}/**', recursive=True)
+  return {p: open(p, 'rb').read()
+          for p in glob.glob(f'{workdir}/**', recursive=True, include_hidden=True)
           if os.path.isfile(p)}
 
 
-def _launch(args, workdir, data_dir):
-  command = [sys.executable, os.path.join(ROOT, 'launch.py'), '--config=configs/test.py',
-             f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}', *args]
+# Runs launch.py as `python launch.py ARGV` would, after a prelude (a test's stand-in for the
+# world) that sees WORKDIR.
+RUN_LAUNCH = """
+import runpy, sys
+sys.argv = ['launch.py'] + {argv!r}
+runpy.run_path('launch.py', run_name='__main__')
+"""
+
+
+def _launch(args, workdir, data_dir, config='configs/test.py', prelude=''):
+  argv = [f'--config={config}', f'--workdir={workdir}', f'--config.dataset.data_dir={data_dir}',
+          *args]
+  command = [sys.executable, os.path.join(ROOT, 'launch.py'), *argv]
+  if prelude:
+    command = [sys.executable, '-c',
+               f'WORKDIR = {workdir!r}\n{prelude}\n{RUN_LAUNCH.format(argv=argv)}']
   return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
                         check=False)
 
 
+_FAILING_WRITES = """
+import errno, os
+from bnlab import files
+def fail(path, *args, **kwargs):
+  raise {error}
+files.write_text = files.write_bytes = fail
+"""
+DISK_FULL = _FAILING_WRITES.format(
+    error='OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))')
+# tensorstore, under Orbax, says it in its message, of another type than OSError.
+DISK_FULL_IN_TENSORSTORE = _FAILING_WRITES.format(
+    error="ValueError(f'INTERNAL: Error writing local file {path}: [OS error 28: No space left "
+          "on device]')")
+READ_ONLY_FILE_SYSTEM = _FAILING_WRITES.format(
+    error='OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))')
+# As for a user without write permission on WORKDIR (root has it on every folder, chmod or not).
+READ_ONLY_WORKDIR = """
+import os
+_access = os.access
+def access(path, mode, *args, **kwargs):
+  if os.path.abspath(path) == WORKDIR and mode & os.W_OK:
+    return False
+  return _access(path, mode, *args, **kwargs)
+os.access = access
+"""
+# No network: every TCP connection fails as on a machine that is offline (local sockets work).
+OFFLINE = """
+import errno, os, socket
+_connect = socket.socket.connect
+def connect(self, address):
+  if self.family in (socket.AF_INET, socket.AF_INET6):
+    raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+  return _connect(self, address)
+socket.socket.connect = connect
+"""
+
+STRING_FOR_A_FLOAT = """from configs import test
+
+
+def get_config():
+  config = test.get_config()
+  config.optimizer.learning_rate = 'fast'
+  return config
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """A bad input beyond a flag: `message` holds fragments of the one line, with {workdir} and
+  {config} (the config file's path) filled in."""
+  name: str
+  message: tuple[str, ...]
+  args: tuple[str, ...] = ()
+  config_text: str = ''  # A config file of this text instead of configs/test.py.
+  prelude: str = ''  # Python the launch's process runs first.
+  fresh: bool = False  # No workdir yet: the launch must not leave one.
+
+
+MORE_CASES = [
+    Case('config_raises', ('--config: cannot load the config file: {config}:2: RuntimeError: no '
+                           'config today',),
+         config_text="def get_config():\n  raise RuntimeError('no config today')\n"),
+    Case('config_syntax_error', ('--config: cannot load the config file: {config}:1: '
+                                 'SyntaxError: invalid syntax',),
+         config_text='def get_config(:\n  pass\n'),
+    Case('config_string_for_a_float', (
+        "--config: cannot load the config file: {config}:6: config.optimizer.learning_rate = "
+        "'fast': learning_rate must be a float, not a str",), config_text=STRING_FOR_A_FLOAT),
+    Case('disk_full', ('the disk is full: cannot write {workdir}/', '(No space left on device); '
+                       'free some space, then run the same command again to resume {workdir} '
+                       'from its last checkpoint'), prelude=DISK_FULL),
+    Case('disk_full_in_tensorstore', ('the disk is full: cannot write {workdir} (INTERNAL: ',
+                                      'No space left on device', 'run the same command again'),
+         prelude=DISK_FULL_IN_TENSORSTORE),
+    Case('read_only_file_system', ('cannot write {workdir}/', '(Read-only file system); make '
+                                   'workdir {workdir} writable or choose another --workdir'),
+         prelude=READ_ONLY_FILE_SYSTEM),
+    Case('read_only_workdir', ('--workdir={workdir}: {workdir} is not writable; make it writable '
+                               '(chmod u+w) or choose another --workdir',),
+         prelude=READ_ONLY_WORKDIR),
+    Case('offline_download', (
+        "dataset.name='mnist' is not in ", 'storage.googleapis.com cannot be reached (offline?); '
+        "without a network use digits, or fashion_mnist from its four IDX files in "
+        'dataset.manual_dir'), args=('--config.dataset.name=mnist',), prelude=OFFLINE,
+         fresh=True),
+]
+
+
+def _run_more(pool, base, data_dir, case):
+  """Sets up and launches `case`: (its future, the workdir's snapshot before, workdir, config)."""
+  workdir = os.path.join(base, case.name) if case.fresh else _workdir(base, case.name, data_dir)
+  config = 'configs/test.py'
+  if case.config_text:
+    config = os.path.join(base, f'{case.name}.py')
+    with open(config, 'w') as f:
+      f.write(case.config_text)
+  before = _snapshot(workdir)
+  future = pool.submit(_launch, list(case.args), workdir, data_dir, config, case.prelude)
+  return future, before, workdir, config
+
+
 @pytest.fixture(scope='module')
 def outcomes(tmp_path_factory, data_dir):
-  """{case name: (completed process, workdir snapshot before, workdir)} for every case."""
+  """{case name: (completed process, workdir snapshot before, workdir, config file)} for every
+  case of CASES and MORE_CASES."""
   base = str(tmp_path_factory.mktemp('bad_input'))
+  data_lib.load_numpy('digits', data_dir)  # Built once here: cases that load it run at once.
   workdirs = {name: _workdir(base, name, data_dir) for name, _, _ in CASES}
   before = {name: _snapshot(w) for name, w in workdirs.items()}
   with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
     futures = {name: pool.submit(_launch, args, workdirs[name], data_dir)
                for name, args, _ in CASES}
-  return {name: (futures[name].result(), before[name], workdirs[name]) for name in futures}
+    more = {case.name: _run_more(pool, base, data_dir, case) for case in MORE_CASES}
+  done = {name: (futures[name].result(), before[name], workdirs[name], '') for name in futures}
+  done.update({name: (future.result(), *rest) for name, (future, *rest) in more.items()})
+  return done
+
+
+def _one_error_line(result):
+  """The launch's one error line, after checking that it is one, with exit status 2."""
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: '), last
+  assert not any(line.startswith('error') for line in result.stderr.splitlines()[:-1])
+  return last
 
 
 @pytest.mark.parametrize('name,args,message', CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_leaves_the_workdir_untouched(
     outcomes, name, args, message):
   del args  # Run by the fixture.
-  result, before, workdir = outcomes[name]
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert 'Traceback' not in result.stderr
-  last = result.stderr.strip().splitlines()[-1]
-  assert last.startswith('error: ') and message in last, last
-  assert not any(line.startswith('error') for line in result.stderr.splitlines()[:-1])
+  result, before, workdir, _ = outcomes[name]
+  last = _one_error_line(result)
+  assert message in last, last
   assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize('case', MORE_CASES, ids=[c.name for c in MORE_CASES])
+def test_a_bad_config_file_disk_workdir_or_network_is_one_line_and_changes_nothing(
+    outcomes, case):
+  result, before, workdir, config = outcomes[case.name]
+  last = _one_error_line(result)
+  for fragment in case.message:
+    assert fragment.format(workdir=workdir, config=config) in last, last
+  assert _snapshot(workdir) == before
+  if case.fresh:
+    assert not os.path.exists(workdir)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into a read-only folder all the same')
+def test_a_workdir_in_a_read_only_folder_is_one_line(tmp_path, data_dir):
+  parent = tmp_path / 'shared'
+  parent.mkdir()
+  parent.chmod(0o555)
+  try:
+    result = _launch([], str(parent / 'run'), data_dir)
+  finally:
+    parent.chmod(0o755)
+  assert _one_error_line(result) == (
+      f'error: --workdir={parent / "run"}: {parent} is not writable; make it writable '
+      '(chmod u+w) or choose another --workdir')
+  assert not os.listdir(parent)
+
+
+def test_a_finished_workdir_kept_read_only_is_still_just_complete(config, tmp_path, data_dir):
+  workdir = str(tmp_path / 'finished')
+  config.sweep.num_trials, config.train.epochs = 2, 1
+  sweep.run(config, workdir)
+  before = _snapshot(workdir)
+  result = _launch(['--config.sweep.num_trials=2', '--config.train.epochs=1'], workdir, data_dir,
+                   prelude=READ_ONLY_WORKDIR)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'is complete: nothing to train' in result.stdout
+  assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize('name', [' ', 'x y', '../x', '1', 'a/b/c'])
+def test_a_dataset_name_that_is_no_name_at_all_is_refused(config, name):
+  config.dataset.name = name
+  with pytest.raises(checks.ConfigError, match=r'is not a known dataset; use one of digits'):
+    checks.check_dataset(config)
+
+
+def test_a_config_file_that_replaces_a_section_is_type_checked_too(config):
+  # Assigning a whole section escapes ml_collections' own type check on each field.
+  config.optimizer = ml_collections.ConfigDict(
+      {**config.optimizer.to_dict(), 'learning_rate': 'fast'})
+  with pytest.raises(checks.ConfigError, match=r"^optimizer\.learning_rate='fast' must be a "
+                                                r"float like configs/default\.py's 0\.001$"):
+    checks.check_config(config)
+
+
+def test_the_offline_check_probes_the_download_hosts_or_their_proxy(monkeypatch, tmp_path):
+  builder = tfds.builder('mnist', data_dir=str(tmp_path))
+  for name in ('no_proxy', 'NO_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'):
+    monkeypatch.delenv(name, raising=False)
+  assert data_lib.download_hosts(builder) == [('storage.googleapis.com', 443)]
+  monkeypatch.setenv('https_proxy', 'http://proxy.example:3128')
+  assert data_lib.download_hosts(builder) == [('proxy.example', 3128)]
+  assert not os.listdir(tmp_path)  # Looking changed nothing in the data dir.
 
 
 def test_there_are_at_least_20_cases():

@@ -14,7 +14,6 @@ import shutil
 
 import pytest
 
-from bnlab import checkpoint
 from bnlab import integrity
 from bnlab import population as population_lib
 from bnlab import records
@@ -173,7 +172,7 @@ def test_damaged_results_of_a_finished_sweep_are_rebuilt_and_the_damaged_file_ke
   if damaged_text is not None:
     with open(path + integrity.DAMAGED_SUFFIX) as f:
       assert f.read() == damaged_text  # Nothing a user may have edited is lost.
-  assert checkpoint.SweepCheckpointer(workdir).completion(workdir).finished
+  assert integrity.completion(workdir).finished
 
 
 @pytest.mark.parametrize('content', ['', 'garbage', '{"trials": 6, "best": 0}'])
@@ -185,7 +184,7 @@ def test_a_complete_json_that_cannot_vouch_for_the_results_is_not_trusted(
   sweep.run(config, workdir)
   assert 'complete.json' in capsys.readouterr().err
   assert _results(workdir) == expected and epochs == []
-  assert checkpoint.SweepCheckpointer(workdir).completion(workdir).finished
+  assert integrity.completion(workdir).finished
 
 
 def test_a_sound_finished_sweep_is_left_as_it_is(copy, epochs, capsys):
