@@ -166,8 +166,10 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   try:
     old = space.flat_fields(json.loads(files.read_text(path)))
   except (OSError, ValueError) as e:
-    raise ConfigError(f'workdir {workdir}: cannot read its config.json ({e}); use --overwrite '
-                      'to start afresh or another --workdir') from None
+    raise ConfigError(
+        f'workdir {workdir}: cannot read its config.json ({e}); if you know the config it ran, '
+        'delete config.json and rerun that config: its finished trials and checkpoints are '
+        'reused (their names hash each trial\'s config; another config\'s never match)') from None
   new = space.flat_fields(json.loads(config.to_json_best_effort()))
   missing = '<absent>'
   for field in list(new) + [f for f in old if f not in new]:

@@ -20,9 +20,10 @@ from etils import epath
 from bnlab import files
 from bnlab import records
 
-# The files of a finished sweep that complete.json vouches for (bnlab.reporting.results writes
-# them; report.html and plots/ are drawn from them again on any rerun).
-RESULTS_FILES = ('results.csv', 'history.jsonl', 'seeds.csv', 'best.json', 'best_config.py')
+# The files of a finished sweep that complete.json vouches for: its config (bnlab.sweep) and
+# results (bnlab.reporting.results; report.html and plots/ are drawn from them on any rebuild).
+RESULTS_FILES = ('config.json', 'results.csv', 'history.jsonl', 'seeds.csv', 'best.json',
+                 'best_config.py')
 DAMAGED_SUFFIX = '.damaged'
 COMPLETE_FILE = os.path.join('checkpoints', 'complete.json')  # In a workdir.
 

@@ -224,3 +224,18 @@ def test_a_folder_is_checked_file_by_file_against_its_manifest(tmp_path):
   (folder / 'sub' / 'b').write_bytes(b'two')
   (folder / 'extra').write_bytes(b'')  # A file the save did not write counts too.
   assert 'extra' in integrity.check_folder(str(folder), manifest)
+
+
+def test_a_damaged_config_json_says_how_to_keep_the_work_and_that_way_keeps_it(
+    copy, epochs, capsys):
+  config, workdir, expected = copy
+  path = os.path.join(workdir, 'config.json')
+  with open(path, 'w') as f:
+    f.write('{"sweep": ')
+  with pytest.raises(records.ConfigError, match='delete config.json and rerun that config'):
+    sweep.run(config, workdir)
+  os.remove(path)
+  sweep.run(config, workdir)
+  assert 'config.json' in capsys.readouterr().err
+  assert _results(workdir) == expected and epochs == []  # Nothing trained again.
+  assert integrity.completion(workdir).finished
