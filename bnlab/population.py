@@ -11,7 +11,7 @@ program to `programs.padded_size` and are dropped from every result.
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from absl import logging
 import ml_collections
@@ -24,6 +24,9 @@ from bnlab import programs as programs_lib
 from bnlab import records
 
 OnEpoch = Callable[['Population', dict[str, np.ndarray], float], None]
+# A chunk's indices -> its (configs, settings, trial ids): made when the chunk is trained.
+MakeChunk = Callable[[list[int]], tuple[list[ml_collections.ConfigDict], list[dict[str, Any]],
+                                        list[int]]]
 
 
 @dataclasses.dataclass
@@ -112,7 +115,7 @@ class Population:
     start = time.perf_counter()
     test = self.evaluate_test(data)
     self.seconds = self.seconds + (time.perf_counter() - start) / len(self.trials)
-    diverged_epochs = np.asarray(parallel.to_host(self.state.diverged_epoch))
+    diverged_epochs = self.diverged_epochs()
     out = []
     for k in slots:
       record = self._record(k, test, int(diverged_epochs[k]))
@@ -120,6 +123,10 @@ class Population:
         record.status = status
       out.append(record)
     return out
+
+  def diverged_epochs(self) -> np.ndarray:
+    """[N] host ints: the 0-based population epoch each member's state blew up in, -1 if never."""
+    return np.asarray(parallel.to_host(self.state.diverged_epoch))
 
   def _record(self, k, test, diverged_epoch):
     """Slot k's record: its history since its trial started; a diverged one has no metrics."""
@@ -255,12 +262,18 @@ def padded(indices: list[int]) -> list[int]:
 
 def chunk_plan(configs: list[ml_collections.ConfigDict],
                max_parallel: int) -> list[tuple[list[int], int]]:
-  """Every chunk of every bucket as (config indices, trials): the indices padded with copies of
-  the first to the size of its bucket's first chunk, so that the chunks of a bucket share one
-  program; the first `trials` of them are the chunk's own."""
+  """Every chunk of every bucket of `configs` as (config indices, trials): see `group_chunks`."""
+  return group_chunks(member.buckets(configs), max_parallel)
+
+
+def group_chunks(groups: Iterable[Sequence[int]],
+                 max_parallel: int) -> list[tuple[list[int], int]]:
+  """Every chunk of every bucket (`groups`: each bucket's indices) as (indices, trials): the
+  indices padded with copies of the first to the size of its bucket's first chunk, so that the
+  chunks of a bucket share one program; the first `trials` of them are the chunk's own."""
   plan = []
-  for bucket in member.buckets(configs):
-    parts = chunks(bucket, programs_lib.member_limit(max_parallel))
+  for bucket in groups:
+    parts = chunks(np.asarray(bucket).tolist(), programs_lib.member_limit(max_parallel))
     size = programs_lib.padded_size(len(parts[0]))
     plan += [(chunk + [chunk[0]] * (size - len(chunk)), len(chunk)) for chunk in parts]
   return plan
@@ -280,20 +293,37 @@ def train_trials(configs: list[ml_collections.ConfigDict], settings: list[dict[s
                  ) -> list[records.TrialRecord]:
   """Trains every trial config to its last epoch, bucket by bucket and chunk by chunk.
 
-  Returns one record per config, in input order. A short chunk is padded (chunk_plan) to reuse
-  its bucket's program; the copies are dropped. With a `checkpointer` a finished chunk is
-  journaled and never trained again, and a chunk in flight goes on from its last checkpoint.
+  Returns one record per config, in input order (see `train_chunks`).
   """
-  out = [None] * len(configs)
+  def chunk(members):
+    return ([configs[i] for i in members], [settings[i] for i in members],
+            [trial_ids[i] for i in members])
+  return train_chunks(chunk_plan(configs, max_parallel), chunk, len(configs), data, num_classes,
+                      seed, on_epoch, checkpointer)
+
+
+def train_chunks(plan: list[tuple[list[int], int]], chunk: MakeChunk, count: int,
+                 data: dict[str, Any], num_classes: int, seed: int,
+                 on_epoch: OnEpoch | None = None,
+                 checkpointer: checkpoint.SweepCheckpointer | None = None
+                 ) -> list[records.TrialRecord]:
+  """Trains the chunks of `plan` (group_chunks over indices 0..count-1) one after another.
+
+  `chunk(indices)` makes a chunk's configs, settings and trial ids when its turn comes, so a
+  sweep of millions of trials holds the configs of one chunk at a time. Returns one record per
+  index, in index order. A short chunk is padded (group_chunks) to reuse its bucket's program;
+  the copies are dropped. With a `checkpointer` a finished chunk is journaled and never trained
+  again, and a chunk in flight goes on from its last checkpoint.
+  """
+  out = [None] * count
   data = parallel.put(data, parallel.replicated(parallel.member_mesh()))  # Placed once for all.
-  for members, count in chunk_plan(configs, max_parallel):
-    chunk = [configs[i] for i in members]
-    ids = [trial_ids[i] for i in members]
-    key = checkpointer.chunk_key(chunk, ids, seed) if checkpointer else None
-    done = checkpointer.load_chunk(key, ids[:count]) if checkpointer else None
+  for members, size in plan:
+    configs, settings, ids = chunk(members)
+    key = checkpointer.chunk_key(configs, ids, seed) if checkpointer else None
+    done = checkpointer.load_chunk(key, ids[:size]) if checkpointer else None
     if done is None:
-      population = Population.create(chunk, [settings[i] for i in members], ids, data,
-                                     num_classes, seed, count, config_seeds(chunk, seed))
+      population = Population.create(configs, settings, ids, data, num_classes, seed, size,
+                                     config_seeds(configs, seed))
       done = _train_to_end(population, data, on_epoch, checkpointer, key)
       if checkpointer:
         checkpointer.save_chunk(key, done)

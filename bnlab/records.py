@@ -44,7 +44,9 @@ class TrialRecord:
   metrics: dict[str, float]
   epochs: int
   seconds: float = math.nan
-  diverged_epoch: int | None = None  # 1-based epoch a diverged trial blew up in.
+  # 1-based epoch a diverged trial blew up in (PBT: also an ok trial whose state was replaced
+  # after it blew up, see LINEAGE).
+  diverged_epoch: int | None = None
   history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -91,6 +93,12 @@ def jsonable(value: Any) -> Any:
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return list(value) if isinstance(value, tuple) else value
+
+# PBT's lineage: extras[LINEAGE] lists [epoch, source trial] for each exploit step that replaced
+# a member's state (results.csv's `lineage` column, `epoch:trial` pairs); history rows carry
+# COPIED_FROM, the source trial that epoch (or None).
+LINEAGE = 'lineage'
+COPIED_FROM = 'copied_from'
 
 # Workdir files the live monitor writes and the report reads.
 PROGRESS_FILE = 'progress.jsonl'

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from bnlab import checks
+from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
 from bnlab import strategies
@@ -23,6 +24,8 @@ from bnlab.strategies import halving
 from bnlab.strategies import pbt
 from bnlab.strategies import sampling
 from bnlab.strategies import tpe
+from bnlab.reporting import results as results_files
+from bnlab.reporting import sweepfiles
 from tests.conftest import train_trials
 
 SPECS = space.parse_space({'optimizer': {'learning_rate': 'log_uniform(1e-4, 1e-1)',
@@ -46,6 +49,90 @@ def test_quasirandom_is_prefix_stable_stratified_and_inside_the_space():
   u = sampling.quasirandom_u(3, 0, 16)
   for column in u.T:
     assert sorted(np.floor(column * 16).astype(int)) == list(range(16))
+
+
+def test_random_u_is_numpys_generator_bit_for_bit():
+  trials = np.array([0, 1, 2, 77, 4095, 2**31, 2**32 - 1, 2**32, 2**40 + 3])  # Past 32 bits too.
+  for seed in (0, 3, 2**32 - 1, 2**32 + 5, 2**70 + 3):  # Seeds of one, two and three words.
+    for field in ('optimizer.learning_rate', 'model.widths', ''):
+      expected = [np.random.default_rng(space.field_key(seed, int(t), field)).random()
+                  for t in trials]
+      assert space.random_u(seed, trials, field).tolist() == expected
+
+
+def test_lazy_trials_are_the_eager_settings():
+  assert list(sampling.random(SPECS, 3, 50)) == space.random_trials(SPECS, 3, 50)
+  assert sampling.random(SPECS, 3, 50)[7:9] == space.random_trials(SPECS, 3, 9)[7:]
+  assert list(sampling.quasirandom(SPECS, 3, 40)) == sampling.quasirandom_trials(SPECS, 3, 40)
+  grid = space.parse_space({'optimizer': {'learning_rate': 'grid(0.1, 0.01, 0.001)'},
+                            'model': {'widths': 'grid((8,), (16, 16))', 'depth': 'grid(1, 2, 3)'}})
+  assert list(sampling.grid(grid)) == space.grid_trials(grid)
+  assert list(sampling.random({}, 0, 3)) == space.random_trials({}, 0, 3) == [{}] * 3
+
+
+def _plan_of(context, settings):
+  return population_lib.group_chunks(context.buckets(settings), context.max_parallel)
+
+
+def test_lazy_buckets_plan_the_chunks_the_configs_do(config):
+  # Two (16, 16) choices are one program: equal static configs share a bucket whatever u chose.
+  config.sweep.space.model.widths = 'choice((16, 16), (8,), (16, 16))'
+  config.sweep.space.train.batch_size = 'int_uniform(16, 17)'
+  specs = sweep.prepare(config)
+  context = base.Context(config, specs, {}, 10, 4, check_trial=checks.check_trial)
+  settings = space.random_trials(specs, config.seed, 60)
+  configs = [context.trial_config(s) for s in settings]
+  expected = population_lib.chunk_plan(configs, 4)
+  assert _plan_of(context, sampling.random(specs, config.seed, 60)) == expected
+  assert _plan_of(context, settings) == expected  # A plain list, as TPE and rounds pass.
+  assert len({i for members, _ in expected for i in members}) == 60
+
+
+def test_a_sweep_of_two_million_trials_makes_only_the_settings_it_trains(config, monkeypatch):
+  config.sweep.num_trials = 2_000_000
+  specs = sweep.prepare(config)
+  made, take = [], sampling.Trials.take
+  monkeypatch.setattr(sampling.Trials, 'take', lambda self, i: made.append(len(i)) or take(self, i))
+  seen = {}
+
+  def first_chunk_only(plan, chunk, count, *args):
+    seen.update(plan=plan, count=count, first=chunk(plan[0][0]))
+    return [None] * count
+  monkeypatch.setattr(population_lib, 'train_chunks', first_chunk_only)
+  context = base.Context(config, specs, {}, 10, 4, check_trial=checks.check_trial)
+  trials = sampling.random(specs, config.seed, config.sweep.num_trials)
+  context.train(trials, 0)
+  plan = seen['plan']
+  assert seen['count'] == 2_000_000
+  owned = np.concatenate([members[:count] for members, count in plan])
+  assert np.array_equal(np.sort(owned), np.arange(2_000_000))  # Every trial once.
+  # The first chunk is the first trials of the first bucket, as a small sweep plans them.
+  small = space.random_trials(specs, config.seed, 40)
+  small_plan = _plan_of(context, small)
+  assert plan[0] == small_plan[0]
+  configs, settings, ids = seen['first']
+  assert settings == [small[i] for i in small_plan[0][0]] and ids == small_plan[0][0]
+  assert [c.optimizer.learning_rate for c in configs] == [s['optimizer.learning_rate']
+                                                          for s in settings]
+  # Settings made: the chunk's, plus one per static combination (each bucket's first, checked).
+  assert sum(made) <= len(plan[0][0]) + 2
+  assert trials[1_999_999] == {f: spec.value(np.random.default_rng(
+      space.field_key(config.seed, 1_999_999, f)).random()) for f, spec in specs.items()}
+
+
+def test_a_grid_of_two_million_points_is_planned_without_making_them(config):
+  config.sweep.strategy = 'grid'
+  space_config = config.sweep.space
+  space_config.optimizer.learning_rate = 'grid(' + ', '.join(f'{i}e-4' for i in range(1, 101)) + ')'
+  space_config.model.bn_momentum = 'grid(' + ', '.join(f'0.{i:03d}' for i in range(200)) + ')'
+  space_config.model.widths = 'grid(' + ', '.join(f'({w},)' for w in range(1, 101)) + ')'
+  specs = sweep.prepare(config)
+  assert strategies.STRATEGIES['grid'].plan(config, specs).trials == 2_000_000
+  grid = sampling.grid(specs)
+  fields = list(specs)
+  for i in (0, 1, 199, 200, 1_234_567, 1_999_999):
+    cells = np.unravel_index(i, [len(specs[f].args) for f in fields])
+    assert grid[i] == {f: specs[f].args[c] for f, c in zip(fields, cells)}
 
 
 def test_u_cell_inverts_the_specs():
@@ -266,7 +353,7 @@ def _pbt_config(config):
   return config
 
 
-def test_pbt_records_each_members_schedule(config, tmp_path):
+def test_pbt_records_each_members_schedule_and_lineage(config, tmp_path):
   config = _pbt_config(config)
   specs = space.parse_space(config.sweep.space)
   results = sweep.run(config, str(tmp_path))
@@ -280,6 +367,41 @@ def test_pbt_records_each_members_schedule(config, tmp_path):
     assert result.setting == pytest.approx(schedule[-1])  # The setting it ended with.
     changed += schedule[-1] != pytest.approx(start)
   assert changed >= 1  # Three of six members are replaced at each of two PBT steps.
+  # Lineage: after epochs 1 and 2 the bottom three each took the state of one of the top three,
+  # ranked by that epoch's val_accuracy (one population: widths are not swept).
+  for epoch in (1, 2):
+    order = sorted(results, key=lambda r: -r.history[epoch - 1]['val_accuracy'])
+    top, bottom = {r.trial for r in order[:3]}, {r.trial for r in order[3:]}
+    copies = {r.trial: source for r in results for e, source in r.extras['lineage'] if e == epoch}
+    assert set(copies) == bottom and set(copies.values()) <= top
+    for r in results:
+      assert r.history[epoch - 1][records.COPIED_FROM] == copies.get(r.trial)
+  # It survives the files: results.csv and history.jsonl carry it, and load gives it back.
+  rows = _rows(tmp_path / 'results.csv')
+  assert [row['lineage'] for row in rows] == [sweepfiles.lineage_cell(r.extras['lineage'])
+                                              for r in results]
+  loaded = sweepfiles.load(str(tmp_path)).results
+  assert [r.extras['lineage'] for r in loaded] == [r.extras['lineage'] for r in results]
+  assert [[row[records.COPIED_FROM] for row in r.history] for r in loaded] == [
+      [row[records.COPIED_FROM] for row in r.history] for r in results]
+  written = (tmp_path / 'results.csv').read_bytes().decode()  # CSV rows end in \r\n.
+  assert results_files.results_csv(loaded, list(specs)) == written
+  assert results_files.history_jsonl(loaded) == (tmp_path / 'history.jsonl').read_text()
+
+
+def test_a_diverged_pbt_member_that_was_replaced_keeps_its_divergence_epoch(config, tmp_path):
+  config = _pbt_config(config)
+  # Trials 0 and 3 draw lr = 1e30 and blow up in epoch 1; the copies they get then train on.
+  config.sweep.space.optimizer.learning_rate = 'choice(0.03, 0.01, 1e30)'
+  config.train.epochs = 2
+  results = sweep.run(config, str(tmp_path))
+  rows = {int(row['trial']): row for row in _rows(tmp_path / 'results.csv')}
+  for trial in (0, 3):
+    assert results[trial].diverged_epoch == 1 and rows[trial]['diverged_epoch'] == '1'
+    assert results[trial].extras['lineage'][0][0] == 1 and rows[trial]['lineage'].startswith('1:')
+  # At least one went on healthy from its copy: status ok, and still the trace of its blow-up.
+  assert any(rows[t]['status'] == 'ok' for t in (0, 3))
+  assert all(rows[t]['diverged_epoch'] == '' for t in (1, 2, 4, 5) if rows[t]['lineage'] == '')
 
 
 def test_pbt_step_copies_the_whole_state_and_sets_the_new_hyperparameters(config, digits):

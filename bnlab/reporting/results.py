@@ -1,8 +1,10 @@
 """The files a finished sweep leaves in its workdir, written from its trial records.
 
-    results.csv      one row per trial: its setting, status, final metrics, epochs, seconds
+    results.csv      one row per trial: its setting, status, final metrics, epochs, seconds,
+                     diverged_epoch (and PBT's lineage: whose state it took, after which epoch)
     history.jsonl    one row per (trial, epoch): the setting, then that epoch's metrics (PBT's
-                     schedule columns overwrite the setting's values with the epoch's)
+                     schedule columns overwrite the setting's values with the epoch's, and
+                     its copied_from names the trial whose state it took after that epoch)
     seeds.csv        with sweep.seeds > 1: mean, spread and 95% interval of each metric
     best.json        the best trial, best_config.py a config that trains it alone
     plots/pbt_schedules.png  where the records' history carries swept fields (PBT)
@@ -42,13 +44,18 @@ def _cell(value: Any) -> Any:
 
 
 def results_csv(results: list[TrialRecord], fields: list[str]) -> str:
-  """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL."""
+  """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL, then
+  (PBT: where records carry extras['lineage']) the lineage as `epoch:trial` pairs."""
   out = io.StringIO()
   writer = csv.writer(out)
-  writer.writerow(('trial',) + tuple(fields) + CSV_TAIL)
+  lineage = any(sweepfiles.LINEAGE in r.extras for r in results)
+  writer.writerow(('trial',) + tuple(fields) + CSV_TAIL + ((sweepfiles.LINEAGE,) if lineage
+                                                           else ()))
   for r in results:
     cells = ([r.setting[f] for f in fields] + [r.status] + [r.value(m) for m in records.METRICS]
              + [r.epochs, r.seconds, r.diverged_epoch])
+    if lineage:
+      cells.append(sweepfiles.lineage_cell(r.extras.get(sweepfiles.LINEAGE, [])))
     writer.writerow([r.trial] + [_cell(c) for c in cells])
   return out.getvalue()
 

@@ -8,13 +8,16 @@ done, not yet in results.csv). Statuses the report does not know are kept as the
 Every trial comes back as a `records.TrialRecord`, the record the sweep wrote it from, so that
 writing a loaded sweep again (bnlab.reporting.results) gives the same results.csv and
 history.jsonl, byte for byte.
+
+Nothing damaged is read as if it were sound: a cell or value that is not what bnlab writes (a
+metric that is not a number, a row cut short, a line of history.jsonl that is not JSON, a
+config.json that does not parse) raises `readers.DamagedFile`, one line naming the file and the
+trial, rather than turning into NaN and dropping or re-ranking the trial. An empty metric cell (null in
+JSON) is no value, as bnlab writes a diverged trial's. progress.jsonl alone is read leniently:
+it is a log that a kill can cut mid-line and a resume then appends to.
 """
 
-import ast
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 from typing import Any
@@ -23,11 +26,18 @@ from bnlab import files
 from bnlab import records
 from bnlab import space
 from bnlab.records import TrialRecord
+from bnlab.reporting import readers
 
 RESULTS_FILE = 'results.csv'
 HISTORY_FILE = 'history.jsonl'
 SEEDS_FILE = 'seeds.csv'
 SEED_STATS = ('_std', '_ci95')  # seeds.csv's spread columns, as suffixes of record.metrics keys.
+LINEAGE, COPIED_FROM = records.LINEAGE, records.COPIED_FROM  # PBT's columns (see records).
+# What the report reads of config.json.
+CONFIG_FIELDS = ('sweep.space', 'sweep.metric', 'sweep.mode', 'sweep.strategy',
+                 'sweep.num_trials', 'train.epochs', 'dataset.name')
+DamagedFile = readers.DamagedFile
+read_jsonl = readers.read_log  # progress.jsonl's reader, for the live monitor's tests.
 
 
 @dataclasses.dataclass
@@ -53,45 +63,29 @@ class Sweep:
     return files.name(self.workdir)
 
 
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-  """The rows of a JSON-lines file; a line cut short by a kill is skipped."""
-  if not files.exists(path):
-    return []
-  rows = []
-  for line in files.read_text(path).splitlines():
-    try:
-      rows.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue
-  return rows
-
-
-def _read_csv(path: str) -> list[dict[str, str]]:
-  if not files.exists(path):
-    return []
-  return list(csv.DictReader(io.StringIO(files.read_text(path), newline='')))
-
-
 def parse_value(spec: space.Spec, value: Any) -> Any:
-  """A swept value read back from CSV text or JSON into the type its spec produces."""
+  """A swept value read back from CSV text or JSON into the type its spec produces; ValueError
+  where it is none of the spec's values."""
   if isinstance(value, list):
     value = tuple(value)
   if spec.is_numeric:
-    return int(float(value)) if spec.kind == 'int_uniform' else float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+      raise ValueError(f'{value!r} is not a number')
+    try:
+      return int(float(value)) if spec.kind == 'int_uniform' else float(value)
+    except ValueError:
+      raise ValueError(f'{value!r} is not a number') from None
   for arg in spec.args:
-    if value == arg or str(value) == str(arg):
+    if value == arg or str(value) == str(arg) or (value == '' and arg is None):
       return arg
-  try:
-    return ast.literal_eval(value)
-  except (SyntaxError, ValueError):
-    return value
+  raise ValueError(f'{value!r} is not one of {spec.kind}{spec.args!r}')
 
 
-def _float(text: Any) -> float:
+def _value(spec, value, path, trial, field):
   try:
-    return float(text)
-  except (TypeError, ValueError):
-    return math.nan
+    return parse_value(spec, value)
+  except ValueError as e:
+    raise DamagedFile(path, f'{field} {e}', trial) from None
 
 
 def _histories(rows):
@@ -102,99 +96,162 @@ def _histories(rows):
   return {t: [epochs[e] for e in sorted(epochs)] for t, epochs in by_trial.items()}
 
 
-def _progress_history(rows):
+def _progress_history(rows, path):
   """History rows of a trial known from progress.jsonl: the epoch and its scalars."""
-  return [{'epoch': r['epoch'], **{m: _float(r.get(m)) for m in records.SCALARS}} for r in rows]
+  return [{'epoch': r['epoch'], **{m: readers.number(r.get(m), path, r['trial'], m)
+                                   for m in records.SCALARS}} for r in rows]
 
 
-def _scheduled(specs, csv_rows, history):
+def _scheduled(specs, csv_rows, history, paths):
   """Swept fields that change over some trial's epochs (PBT's schedules): history.jsonl writes
   every swept field on every row, and only these are per-epoch values rather than the setting."""
   out = set()
   for row in csv_rows:
-    for epoch_row in history.get(int(row['trial']), []):
+    trial = row['trial']
+    for epoch_row in history.get(trial, []):
       out |= {f for f, s in specs.items() if f in row and f in epoch_row
-              and parse_value(s, epoch_row[f]) != parse_value(s, row[f])}
+              and _value(s, epoch_row[f], paths[1], trial, f) != _value(s, row[f], paths[0],
+                                                                        trial, f)}
   return out
 
 
-def _history_rows(rows, specs, scheduled):
+def _history_rows(rows, specs, scheduled, path):
   """A history.jsonl trial's rows as the record held them: no trial id, no setting, None
   (a non-finite number) as NaN, the scheduled fields in their place."""
-  return [{k: parse_value(specs[k], v) if k in specs else (math.nan if v is None else v)
+  return [{k: _value(specs[k], v, path, f'{row["trial"]}, epoch {row["epoch"]}', k)
+           if k in specs else _row_value(k, v, path, row)
            for k, v in row.items() if k != 'trial' and (k not in specs or k in scheduled)}
           for row in rows]
 
 
-def _setting(row, specs, order):
+def _row_value(key, value, path, row):
+  """A history value that is no swept field: a number (an int stays one), bool or null (NaN; a
+  `copied_from` of no copy stays None); anything else is damage."""
+  if value is None:
+    return None if key == COPIED_FROM else math.nan
+  if isinstance(value, (bool, int, float)):
+    return value
+  return readers.number(value, path, f'{row["trial"]}, epoch {row["epoch"]}', key)
+
+
+def _setting(row, specs, order, path):
   """The swept values of a CSV or progress row, in the order history.jsonl wrote them."""
   fields = [f for f in order if f in specs] + [f for f in specs if f not in order]
-  return {f: parse_value(specs[f], row[f]) for f in fields if f in row}
+  return {f: _value(specs[f], row[f], path, row['trial'], f) for f in fields if f in row}
 
 
-def _from_csv(row, specs, history, scheduled):
-  trial = int(row['trial'])
+def lineage_cell(lineage: list[list[int]]) -> str:
+  """extras['lineage'] as its results.csv cell: `epoch:trial` pairs, space-separated."""
+  return ' '.join(f'{epoch}:{source}' for epoch, source in lineage)
+
+
+def _lineage(text, path, trial):
+  try:
+    return [[int(a), int(b)] for a, b in (pair.split(':') for pair in text.split())]
+  except ValueError:
+    raise DamagedFile(path, f'{LINEAGE} {text!r} is not epoch:trial pairs', trial) from None
+
+
+def _from_csv(row, specs, history, scheduled, paths):
+  path, history_path = paths
+  trial = row['trial']
   rows = history.get(trial, [])
-  diverged_epoch = row.get('diverged_epoch')
-  return TrialRecord(
-      trial=trial, setting=_setting(row, specs, rows[0] if rows else ()),
+  record = TrialRecord(
+      trial=trial, setting=_setting(row, specs, rows[0] if rows else (), path),
       status=row.get('status') or 'unknown',
-      metrics={m: _float(row.get(m)) for m in records.METRICS},
-      epochs=int(_float(row['epochs'])) if row.get('epochs') else len(rows),
-      seconds=_float(row.get('seconds')),
-      diverged_epoch=int(diverged_epoch) if diverged_epoch else None,
-      history=_history_rows(rows, specs, scheduled))
+      metrics={m: readers.number(row.get(m), path, trial, m) for m in records.METRICS},
+      epochs=readers.int_cell(row, 'epochs', path, len(rows)),
+      seconds=readers.number(row.get('seconds'), path, trial, 'seconds'),
+      diverged_epoch=readers.int_cell(row, 'diverged_epoch', path, None),
+      history=_history_rows(rows, specs, scheduled, history_path))
+  if LINEAGE in row:
+    record.extras[LINEAGE] = _lineage(row[LINEAGE], path, trial)
+  return record
 
 
-def _from_progress(trial, rows, specs, planned_epochs):
+def _from_progress(trial, rows, specs, planned_epochs, path):
   """A trial known only from progress.jsonl: metrics of its latest epoch."""
   last = rows[-1]
-  setting = _setting(last, specs, last)
+  setting = _setting(last, specs, last, path)
   diverged = [r['epoch'] for r in rows if r.get('diverged')]
   epochs = setting.get('train.epochs', planned_epochs)
   status = (records.DIVERGED if diverged else
             records.TRAINED if last['epoch'] >= epochs else records.PARTIAL)
   return TrialRecord(
       trial=trial, setting=setting, status=status,
-      metrics={m: math.nan if diverged else _float(last.get(m)) for m in records.METRICS},
+      metrics={m: math.nan if diverged else readers.number(last.get(m), path, trial, m)
+               for m in records.METRICS},
       epochs=len(rows), diverged_epoch=diverged[0] if diverged else None,
-      history=_progress_history(rows))
+      history=_progress_history(rows, path))
 
 
 def _add_seed_stats(results, workdir):
   """The spread over seeds from seeds.csv (sweep.seeds > 1) into the trials' records."""
+  path = os.path.join(workdir, SEEDS_FILE)
   by_trial = {r.trial: r for r in results}
-  for row in _read_csv(os.path.join(workdir, SEEDS_FILE)):
-    record = by_trial.get(int(row['trial']))
+  for row in readers.csv_rows(path, ('trial', 'seeds')):
+    record = by_trial.get(row['trial'])
     if record is not None:
-      record.extras['seeds'] = int(row['seeds'])
-      record.metrics.update({m + s: _float(row[m + s]) for m in records.METRICS
-                             for s in SEED_STATS})
+      record.extras['seeds'] = readers.int_cell(row, 'seeds', path, 1)
+      record.metrics.update({m + s: readers.number(row.get(m + s), path, row['trial'], m + s)
+                             for m in records.METRICS for s in SEED_STATS})
+
+
+def _read_config(path):
+  """config.json, with the fields the report reads; its space parsed."""
+  config = readers.read_json(path)
+  for field in CONFIG_FIELDS:
+    node = config
+    for part in field.split('.'):
+      node = node.get(part) if isinstance(node, dict) else None
+    if node is None:
+      raise DamagedFile(path, f'has no {field}')
+  try:
+    return config, space.parse_space(config['sweep']['space'])
+  except (space.SpecError, AttributeError) as e:
+    raise DamagedFile(path, f'sweep.space: {e}') from None
+
+
+def _results(workdir, specs, history):
+  """results.csv's rows (trial ids each once, every trial of history.jsonl among them)."""
+  path = os.path.join(workdir, RESULTS_FILE)
+  rows, seen = [], set()
+  for row in readers.csv_rows(path, ('trial',) + records.METRICS):
+    if row['trial'] in seen:
+      raise DamagedFile(path, 'has two rows', row['trial'])
+    seen.add(row['trial'])
+    rows.append(row)
+  missing = sorted(set(history) - seen) if files.exists(path) else []
+  if missing:
+    raise DamagedFile(path, f'has no row, though {HISTORY_FILE} has its epochs (cut short?)',
+                      missing[0])
+  return rows
 
 
 def load(workdir: str) -> Sweep:
-  """The sweep in `workdir`; raises FileNotFoundError when it has no config.json."""
-  config = json.loads(files.read_text(os.path.join(workdir, 'config.json')))
-  specs = space.parse_space(config['sweep']['space'])
-  csv_rows = _read_csv(os.path.join(workdir, RESULTS_FILE))
-  history = _histories(read_jsonl(os.path.join(workdir, HISTORY_FILE)))
-  progress = _histories(read_jsonl(os.path.join(workdir, records.PROGRESS_FILE)))
-  scheduled = _scheduled(specs, csv_rows, history)
+  """The sweep in `workdir`; raises FileNotFoundError when it has no config.json, DamagedFile
+  when a file is damaged."""
+  config, specs = _read_config(os.path.join(workdir, 'config.json'))
+  paths = (os.path.join(workdir, RESULTS_FILE), os.path.join(workdir, HISTORY_FILE))
+  progress_path = os.path.join(workdir, records.PROGRESS_FILE)
+  history = _histories(readers.read_rows(paths[1]))
+  progress = _histories(readers.read_log(progress_path))
+  csv_rows = _results(workdir, specs, history)
+  scheduled = _scheduled(specs, csv_rows, history, paths)
   results = []
   for row in csv_rows:
-    trial = int(row['trial'])
-    if trial in history:
-      results.append(_from_csv(row, specs, history, scheduled))
+    if row['trial'] in history:
+      results.append(_from_csv(row, specs, history, scheduled, paths))
     else:  # Written before its history: its epochs from progress.jsonl.
-      result = _from_csv(row, specs, {}, scheduled)
-      result.history = _progress_history(progress.get(trial, []))
+      result = _from_csv(row, specs, {}, scheduled, paths)
+      result.history = _progress_history(progress.get(row['trial'], []), progress_path)
       results.append(result)
   done = {r.trial for r in results}
-  results += [_from_progress(t, rows, specs, config['train']['epochs'])
+  results += [_from_progress(t, rows, specs, config['train']['epochs'], progress_path)
               for t, rows in sorted(progress.items()) if t not in done]
   _add_seed_stats(results, workdir)
   timing_path = os.path.join(workdir, records.TIMING_FILE)
-  timing = json.loads(files.read_text(timing_path)) if files.exists(timing_path) else {}
+  timing = readers.read_json(timing_path) if files.exists(timing_path) else {}
   return Sweep(workdir, config, specs, sorted(results, key=lambda r: r.trial), timing,
                bool(csv_rows))
 

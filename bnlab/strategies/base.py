@@ -15,15 +15,17 @@ journal; strategies that reshape populations checkpoint them under `Context.chec
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import ml_collections
 import numpy as np
 
 from bnlab import checkpoint
+from bnlab import member
 from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
+from bnlab.strategies import sampling
 
 
 class Plan(NamedTuple):
@@ -67,35 +69,56 @@ class Context:
       self.check_trial(config)
     return config
 
-  def train(self, settings: list[dict[str, Any]],
+  def train(self, settings: Sequence[dict[str, Any]],
             first_trial: int) -> list[records.TrialRecord]:
     """Trains `settings` as trials first_trial, first_trial + 1, ... to their last epoch.
 
-    With sweep.seeds = k each setting becomes k members whose configs differ only by `seed`
-    (config.seed + s): they share a bucket and a program, each with its own init and data
-    order, and the setting's record is their mean (`aggregate`).
+    `settings` may be a sampling.Trials: each chunk's settings and configs are then made when
+    the chunk trains. With sweep.seeds = k each setting becomes k members whose configs differ
+    only by `seed` (config.seed + s): they share a bucket and a program, each with its own init
+    and data order, and the setting's record is their mean (`aggregate`).
     """
     config, k = self.config, self.config.sweep.seeds
-    configs = [self.trial_config({**setting, 'seed': config.seed + s})
-               for setting in settings for s in range(k)]
-    trial_ids = [first_trial + j for j in range(len(settings)) for _ in range(k)]
-    replicated = [setting for setting in settings for _ in range(k)]
-    done = population_lib.train_trials(configs, replicated, trial_ids, self.data,
-                                       self.num_classes, config.seed, self.max_parallel,
-                                       self.on_epoch, self.checkpointer)
+    groups = [(bucket[:, None] * k + np.arange(k)).reshape(-1)
+              for bucket in self.buckets(settings)]
+
+    def chunk(members):  # Member m is setting m // k with seed config.seed + m % k.
+      chunk_settings = sampling.take(settings, [m // k for m in members])
+      configs = [self.trial_config({**setting, 'seed': config.seed + m % k})
+                 for setting, m in zip(chunk_settings, members)]
+      return configs, chunk_settings, [first_trial + m // k for m in members]
+    done = population_lib.train_chunks(
+        population_lib.group_chunks(groups, self.max_parallel), chunk, len(settings) * k,
+        self.data, self.num_classes, config.seed, self.on_epoch, self.checkpointer)
     if k == 1:
       return done
     return [aggregate(done[j * k:(j + 1) * k]) for j in range(len(settings))]
 
-  def populations(self, settings: list[dict[str, Any]],
+  def buckets(self, settings: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+    """The indices of `settings` that share a compiled program (member.buckets' groups, in the
+    same order), each bucket's first setting checked: a combination of values that is invalid
+    together stops the sweep before anything compiles. Reads the shape-deciding fields only, in
+    whole columns (sampling.static_codes), and makes one config per distinct combination."""
+    codes = sampling.static_codes(settings, member.DYNAMIC_FIELDS)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    by_static = {}  # Combinations of equal static config (e.g. 1 and 1.0) share a program.
+    for code in np.argsort(first, kind='stable'):
+      config = self.trial_config({**settings[int(first[code])], 'seed': self.config.seed})
+      by_static.setdefault(member.static_config(config), []).append(code)
+    return [np.flatnonzero(np.isin(inverse.reshape(-1), codes)) for codes in by_static.values()]
+
+  def populations(self, settings: Sequence[dict[str, Any]],
                   first_trial: int = 0) -> list[population_lib.Population]:
     """One population per chunk of each bucket of `settings` (trials first_trial, ...): for
     strategies that change populations between epochs."""
-    configs = [self.trial_config(s) for s in settings]
-    return [population_lib.Population.create(
-        [configs[i] for i in members], [settings[i] for i in members],
-        [first_trial + i for i in members], self.data, self.num_classes, self.config.seed, size)
-            for members, size in population_lib.chunk_plan(configs, self.max_parallel)]
+    out = []
+    for members, size in population_lib.group_chunks(self.buckets(settings), self.max_parallel):
+      chunk_settings = sampling.take(settings, members)
+      out.append(population_lib.Population.create(
+          [self.trial_config(s) for s in chunk_settings], chunk_settings,
+          [first_trial + i for i in members], self.data, self.num_classes, self.config.seed,
+          size))
+    return out
 
   def checkpoint_key(self, prefix: str, population: population_lib.Population) -> str:
     """A checkpoint name fixed by `prefix` and the population's members (configs, trial ids):

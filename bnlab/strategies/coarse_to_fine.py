@@ -52,7 +52,7 @@ def run(context: base.Context) -> list[records.TrialRecord]:
   for r, size in enumerate(round_sizes(config)):
     seed = config.seed if r == 0 else [config.seed, r]
     points = lo + sampling.quasirandom_u(len(specs), seed, size) * (hi - lo)
-    new = context.train(sampling.settings_from_u(specs, points), len(done))
+    new = context.train(sampling.from_u(specs, points), len(done))
     lo, hi = top_box(specs, new, config)
     done += new
   return done

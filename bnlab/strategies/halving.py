@@ -14,6 +14,7 @@ from bnlab import records
 from bnlab import space
 from bnlab import validate
 from bnlab.strategies import base
+from bnlab.strategies import sampling
 
 SEARCHES = True
 
@@ -59,7 +60,7 @@ def survivors(scores: np.ndarray, eta: int) -> np.ndarray:
 
 def run(context: base.Context) -> list[records.TrialRecord]:
   config = context.config
-  settings = space.random_trials(context.specs, config.seed, config.sweep.num_trials)
+  settings = sampling.random(context.specs, config.seed, config.sweep.num_trials)
   knobs = config.sweep.halving
   return successive_halving(context, settings, 0,
                             rungs(knobs.min_epochs, knobs.eta, config.train.epochs), knobs.eta,

@@ -17,6 +17,7 @@ from bnlab import validate
 from bnlab.strategies import base
 from bnlab.strategies import halving
 from bnlab.strategies import hyperband_schedule
+from bnlab.strategies import sampling
 
 SEARCHES = True
 
@@ -50,8 +51,7 @@ def run(context: base.Context) -> list[records.TrialRecord]:
   config = context.config
   brackets = schedule(config)
   logging.info('%s', hyperband_schedule.describe(brackets))
-  settings = space.random_trials(context.specs, config.seed,
-                                 hyperband_schedule.num_trials(brackets))
+  settings = sampling.random(context.specs, config.seed, hyperband_schedule.num_trials(brackets))
   done = []
   for bracket in brackets:
     rung_epochs = [rung.epochs for rung in bracket.rungs]

@@ -8,7 +8,12 @@ spec with probability sweep.pbt.resample, else multiplied by 0.8 or 1.2 in the s
 (e.g. widths) cannot copy each other: each bucket chunk is its own population.
 
 Member i stays trial i: its history records the hyperparameters it trained with at each epoch
-(its schedule), and its setting is the values it ended with.
+(its schedule), and its setting is the values it ended with. Its lineage says whose weights it
+trains on: `extras['lineage']` lists [epoch, source trial] for each exploit step that replaced
+its state (after that epoch, with that trial's state of then), and each history row names the
+trial it copied at the end of that epoch in `copied_from` (None where it kept its own). A member
+that blew up keeps the epoch in `diverged_epoch` even when a copy then replaced it (its status
+is then ok): the first epoch any of its states blew up in.
 """
 
 import ml_collections
@@ -21,6 +26,7 @@ from bnlab import space
 from bnlab import validate
 from bnlab.strategies import base
 from bnlab.strategies import random_search
+from bnlab.strategies import sampling
 
 SEARCHES = True
 plan = random_search.plan
@@ -94,8 +100,9 @@ def _values(population, fields):
 
 def exploit_and_explore(population: population_lib.Population, fields: list[str],
                         config: ml_collections.ConfigDict, specs: dict[str, space.Spec],
-                        rng: np.random.Generator) -> None:
-  """One PBT step on one population: copy state bottom <- top, perturb the copies' settings."""
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """One PBT step on one population: copy state bottom <- top, perturb the copies' settings.
+  Returns exploit's (source slot per slot, copied mask)."""
   knobs = config.sweep.pbt
   source, copied = exploit(population.scores(config.sweep.metric, config.sweep.mode),
                            knobs.quantile, rng)
@@ -107,6 +114,7 @@ def exploit_and_explore(population: population_lib.Population, fields: list[str]
   for k in range(population.size):
     population.settings[k].update({f: values[f][k] for f in fields})
   _set_device_hparams(population, values)
+  return source, copied
 
 
 def _history_columns(population, fields):
@@ -116,23 +124,60 @@ def _history_columns(population, fields):
           for f, v in _values(population, fields).items()}
 
 
+class Lineage:
+  """Whose state each trial of one population took, and when its own blew up: plain data, saved
+  with the population's checkpoint so that a resumed run reports the same lineage."""
+
+  def __init__(self, saved: dict | None = None):
+    saved = saved or {}
+    self.copies = [list(c) for c in saved.get('copies', [])]  # [trial, epoch, source trial]
+    self.diverged = {int(t): e for t, e in saved.get('diverged', [])}  # trial -> first epoch
+
+  def to_json(self) -> dict:
+    return {'copies': self.copies, 'diverged': sorted(self.diverged.items())}
+
+  def note_diverged(self, population: population_lib.Population) -> None:
+    """Keeps each member's divergence epoch (1-based) before a copy can overwrite its state."""
+    for k, epoch in enumerate(population.diverged_epochs()[:population.size].tolist()):
+      trial = int(population.trials[k])
+      if epoch >= 0 and trial not in self.diverged:
+        self.diverged[trial] = epoch + 1
+
+  def note_copies(self, population: population_lib.Population, source: np.ndarray,
+                  copied: np.ndarray) -> None:
+    for k in np.flatnonzero(copied):
+      self.copies.append([int(population.trials[k]), population.epoch,
+                          int(population.trials[source[k]])])
+
+  def annotate(self, record: records.TrialRecord) -> records.TrialRecord:
+    """`record` with its lineage, each history row's `copied_from`, its first divergence."""
+    lineage = [[epoch, source] for trial, epoch, source in self.copies if trial == record.trial]
+    record.extras[records.LINEAGE] = lineage
+    copied_at = dict(lineage)
+    for row in record.history:
+      row[records.COPIED_FROM] = copied_at.get(row['epoch'])
+    first = self.diverged.get(record.trial)
+    if first is not None and (record.diverged_epoch is None or first < record.diverged_epoch):
+      record.diverged_epoch = first
+    return record
+
+
 def run(context: base.Context) -> list[records.TrialRecord]:
   """Random initial settings trained with PBT; each trial's record holds its final values.
 
   With a checkpointer each population is saved as 'pbt-<its trials>' on the
   train.checkpoint_every cadence, after that epoch's exploit step, with its explored values
-  (the slots' settings); the exploit RNG comes from (seed, epoch, population), so a rerun that
-  restores the populations goes on exactly as they would have.
+  (the slots' settings) and its Lineage; the exploit RNG comes from (seed, epoch, population),
+  so a rerun that restores the populations goes on exactly as they would have.
   """
   config, specs = context.config, context.specs
-  settings = space.random_trials(specs, config.seed, config.sweep.num_trials)
+  settings = sampling.random(specs, config.seed, config.sweep.num_trials)
   populations = context.populations(settings)
   fields = [f for f in specs if f in EXPLORED]
   keys = [context.checkpoint_key('pbt', p) if context.checkpointer else None
           for p in populations]
-  for population, key in zip(populations, keys):
-    if key:
-      context.restore(population, key)
+  lineages = [Lineage(context.restore(p, key) if key else None)
+              for p, key in zip(populations, keys)]
   for epoch in range(1, config.train.epochs + 1):
     for g, population in enumerate(populations):
       if population.epoch >= epoch:  # Restored past this epoch.
@@ -140,8 +185,11 @@ def run(context: base.Context) -> list[records.TrialRecord]:
       population.run_epoch(context.data, context.on_epoch, _history_columns(population, fields))
       if epoch % config.sweep.pbt.interval == 0 and epoch < config.train.epochs:
         rng = np.random.default_rng([config.seed, epoch, g])
-        exploit_and_explore(population, fields, config, specs, rng)
+        lineages[g].note_diverged(population)
+        lineages[g].note_copies(population,
+                                *exploit_and_explore(population, fields, config, specs, rng))
       if keys[g]:
-        context.save_due(population, keys[g], {})
-  done = [r for p in populations for r in p.records(context.data, range(p.size))]
+        context.save_due(population, keys[g], lineages[g].to_json())
+  done = [lineage.annotate(r) for p, lineage in zip(populations, lineages)
+          for r in p.records(context.data, range(p.size))]
   return sorted(done, key=lambda r: r.trial)

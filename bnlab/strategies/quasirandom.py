@@ -12,5 +12,5 @@ plan = random_search.plan
 
 def run(context: base.Context) -> list[records.TrialRecord]:
   config = context.config
-  settings = sampling.quasirandom_trials(context.specs, config.seed, config.sweep.num_trials)
+  settings = sampling.quasirandom(context.specs, config.seed, config.sweep.num_trials)
   return context.train(settings, 0)

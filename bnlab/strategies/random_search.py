@@ -5,6 +5,7 @@ import ml_collections
 from bnlab import records
 from bnlab import space
 from bnlab.strategies import base
+from bnlab.strategies import sampling
 
 SEARCHES = False
 
@@ -20,5 +21,4 @@ def plan(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> bas
 
 def run(context: base.Context) -> list[records.TrialRecord]:
   config = context.config
-  return context.train(space.random_trials(context.specs, config.seed, config.sweep.num_trials),
-                       0)
+  return context.train(sampling.random(context.specs, config.seed, config.sweep.num_trials), 0)
