@@ -5,7 +5,6 @@ runs the sweep again, and checks that the damage is named, that only what it tou
 again, and that the results equal the undamaged sweep's (resume is bit-exact).
 """
 
-import csv
 import glob
 import json
 import logging
@@ -18,21 +17,8 @@ from bnlab import integrity
 from bnlab import population as population_lib
 from bnlab import records
 from bnlab import sweep
-
-
-def _config(config):
-  config.train.epochs = 3
-  config.train.checkpoint_every = 1
-  config.sweep.max_parallel = 2  # Chunks of two, each checkpointed after epochs 1 and 2.
-  return config
-
-
-def _results(workdir):
-  """results.csv without its wall-clock column, and history.jsonl."""
-  with open(os.path.join(workdir, 'results.csv')) as f:
-    rows = [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
-  with open(os.path.join(workdir, 'history.jsonl')) as f:
-    return rows, f.read()
+from tests.test_resume import _config  # The same small sweep, checkpointed every epoch.
+from tests.test_resume import _results
 
 
 @pytest.fixture(scope='module')
