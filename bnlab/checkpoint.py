@@ -34,7 +34,6 @@ from etils import epath
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from bnlab import files
 from bnlab import integrity
@@ -52,6 +51,13 @@ def chunk_key(configs: list[ml_collections.ConfigDict], trial_ids: list[int], se
   text = json.dumps([int(seed), [int(t) for t in trial_ids], [trial_dict(c) for c in configs]],
                     sort_keys=True, default=repr)
   return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _orbax():
+  """Orbax, imported by the first save or restore: a sweep that never checkpoints (a short list
+  of trials, whose last epochs go to the journal) does not pay its ~0.1 s of import."""
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  return ocp
 
 
 class _QuietOrbax(logging.Filter):
@@ -97,6 +103,7 @@ class SweepCheckpointer:
 
   def _manager(self, name):
     if name not in self._managers:
+      ocp = _orbax()
       options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                              enable_async_checkpointing=False)
       # Uncompressed: compression saves few bytes of float weights for much CPU per save
@@ -114,6 +121,7 @@ class SweepCheckpointer:
     meta = {'epoch': int(epoch), 'history': _history_to_json(history), 'seconds': seconds,
             'extra': extra}
     manager = self._manager(name)
+    ocp = _orbax()
     manager.save(int(epoch), args=ocp.args.Composite(
         state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)))
     if parallel.is_writer():
@@ -159,6 +167,7 @@ class SweepCheckpointer:
     step = self._verified_step(name, manager)
     if step is None:
       return None
+    ocp = _orbax()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)  # Their shardings.
     restored = manager.restore(step, args=ocp.args.Composite(
@@ -166,6 +175,19 @@ class SweepCheckpointer:
     meta = restored.meta
     return (restored.state, meta['epoch'], _history_from_json(meta['history']),
             meta['seconds'], meta['extra'])
+
+  def restore_meta(self, name: str) -> dict[str, Any] | None:
+    """The metadata of the latest sound checkpoint of `name` without its state (epoch, history,
+    seconds, and what save_population's caller gave as `extra`), or None: for a caller that must
+    know a population's shape before it can restore the state."""
+    if not files.isdir(os.path.join(self.root, 'populations', name)):
+      return None
+    manager = self._manager(name)
+    step = self._verified_step(name, manager)
+    if step is None:
+      return None
+    return manager.restore(step, args=_orbax().args.Composite(
+        meta=_orbax().args.JsonRestore())).meta
 
   def _journal_path(self, key):
     return os.path.join(self.root, 'journal', f'{key}.json')

@@ -49,7 +49,7 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
     return None
   path = os.path.expanduser(path)
   jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
   return path
 
 

@@ -209,11 +209,12 @@ def _launch(workdir, data_dir, log):
 
 
 def _first_checkpoint(workdir, process, timeout=300):
-  """Waits until Orbax has committed a checkpoint (its step folder renamed into place)."""
+  """Waits until a checkpoint is usable: Orbax has committed it and its manifest is written (a
+  kill between the two leaves a checkpoint that a resume does not trust: test_integrity.py)."""
   deadline = time.monotonic() + timeout
-  pattern = os.path.join(workdir, 'checkpoints', 'populations', '*', '*')
+  pattern = os.path.join(workdir, 'checkpoints', 'manifests', '*', '*.json')
   while time.monotonic() < deadline and process.poll() is None:
-    if any(os.path.basename(p).isdigit() for p in glob.glob(pattern)):
+    if glob.glob(pattern):
       return True
     time.sleep(0.02)
   return False
