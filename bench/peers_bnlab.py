@@ -56,7 +56,7 @@ def _population(spec, data_dir, n):
   member_spec = member.make_spec(member.static_config(configs[0]), num_classes,
                                  data['x_train'].shape[0])
   programs = programs_lib.compile_programs(member_spec, n, programs_lib.data_shapes(data), False,
-                                           parallel.member_mesh())
+                                           parallel.member_mesh(), False)
   # CPU seconds of the compile alone (all threads; not the init program's run, which grows
   # with N): steadier than wall seconds on a shared machine.
   compile_cpu = time.process_time() - cpu

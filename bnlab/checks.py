@@ -14,6 +14,7 @@ from bnlab import optim
 from bnlab import records
 from bnlab import space
 from bnlab import strategies
+from bnlab.strategies import pruning
 from bnlab import validate
 
 ConfigError = records.ConfigError
@@ -172,6 +173,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         'reused (their names hash each trial\'s config; another config\'s never match)') from None
   new = space.flat_fields(json.loads(config.to_json_best_effort()))
   missing = '<absent>'
+  old = {**{f: v for f, v in records.ADDED_FIELDS.items() if f in new}, **old}
   for field in list(new) + [f for f in old if f not in new]:
     if field not in records.RESULT_NEUTRAL and old.get(field, missing) != new.get(field, missing):
       raise ConfigError(
@@ -188,3 +190,4 @@ def check_strategy(config: ml_collections.ConfigDict, specs: dict[str, space.Spe
   if strategy in strategies.SEARCHING and not specs:
     raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
   strategies.STRATEGIES[strategy].check(config, specs)
+  pruning.check(config)

@@ -44,14 +44,19 @@ class Population:
   history: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)  # {name: [N]}
   seconds: np.ndarray | None = None  # [N] each member's share of the wall time so far.
   started: np.ndarray | None = None  # [N] the population epoch each slot's trial started at.
+  # Each member's data order follows its own trial's epochs (refilled slots), not the
+  # population's: a trial trains alike whenever it starts.
+  own_epochs: bool = False
 
   @classmethod
   def create(cls, configs: list[ml_collections.ConfigDict], settings: list[dict[str, Any]],
              trials: list[int], data: dict[str, Any], num_classes: int, seed: int,
-             size: int | None = None, member_seeds: list[int] | None = None) -> 'Population':
+             size: int | None = None, member_seeds: list[int] | None = None,
+             own_epochs: bool = False) -> 'Population':
     """Initializes one member per config (all of one bucket), each from the shared init key.
 
-    `member_seeds` ([N] ints) gives each member its own init and data order instead.
+    `member_seeds` ([N] ints) gives each member its own init and data order instead;
+    `own_epochs` keys each member's data order by its trial's epoch (for `refill`).
     """
     start = time.perf_counter()
     spec = member.make_spec(member.static_config(configs[0]), num_classes,
@@ -59,7 +64,7 @@ class Population:
     own = member_seeds is not None
     mesh = parallel.member_mesh()
     programs = programs_lib.compile_programs(spec, len(configs), programs_lib.data_shapes(data),
-                                             own, mesh)
+                                             own, mesh, own_epochs)
     member_seeds = np.asarray(member_seeds, np.int32) if own else None
     hparams = parallel.put(member.dynamic_hparams(configs), parallel.member_sharding(mesh))
     # The whole placed x_train, sliced inside the program: slicing it here would compile small
@@ -69,7 +74,8 @@ class Population:
     n = len(configs)
     return cls(spec, programs, state, np.asarray(trials), [dict(s) for s in settings],
                n if size is None else size, seed, member_seeds,
-               seconds=np.full(n, (time.perf_counter() - start) / n), started=np.zeros(n, int))
+               seconds=np.full(n, (time.perf_counter() - start) / n), started=np.zeros(n, int),
+               own_epochs=own_epochs)
 
   @property
   def epochs(self) -> int:
@@ -84,7 +90,11 @@ class Population:
     mesh = parallel.member_mesh()
     data = parallel.put(data, parallel.replicated(mesh))
     seed = programs_lib.placed_seeds(self.seed, self.member_seeds, mesh)
-    epoch = parallel.put(np.int32(self.epoch), parallel.replicated(mesh))
+    if self.own_epochs:
+      epoch = parallel.put(np.asarray(self.epoch - self.started, np.int32),
+                           parallel.member_sharding(mesh))
+    else:
+      epoch = parallel.put(np.int32(self.epoch), parallel.replicated(mesh))
     self.state, metrics = self.programs.epoch(
         self.state, data['x_train'], data['y_train'], data['x_val'], data['y_val'], seed, epoch)
     metrics = parallel.to_host(metrics)
@@ -126,7 +136,10 @@ class Population:
 
   def diverged_epochs(self) -> np.ndarray:
     """[N] host ints: the 0-based population epoch each member's state blew up in, -1 if never."""
-    return np.asarray(parallel.to_host(self.state.diverged_epoch))
+    epochs = np.asarray(parallel.to_host(self.state.diverged_epoch))
+    if self.own_epochs:  # The program counted each trial's own epochs.
+      return np.where(epochs >= 0, epochs + self.started, epochs)
+    return epochs
 
   def _record(self, k, test, diverged_epoch):
     """Slot k's record: its history since its trial started; a diverged one has no metrics."""
@@ -144,16 +157,17 @@ class Population:
         seconds=float(self.seconds[k]),
         diverged_epoch=diverged_epoch - first + 1 if diverged else None, history=rows)
 
-  def take(self, keep: list[int], data: dict[str, Any]) -> 'Population':
-    """The population reduced to slots `keep` (padded again): state, history, seconds and
-    settings gathered on the member axis, each member going on exactly as it would have.
-    Compiles (cached) for the new member count."""
-    index = np.asarray(padded(keep))
+  def take(self, keep: list[int], data: dict[str, Any],
+           members: int | None = None) -> 'Population':
+    """The population reduced to slots `keep` (padded again, to `members` if given): state,
+    history, seconds and settings gathered on the member axis, each member going on exactly as
+    it would have. Compiles (cached) for the new member count."""
+    index = np.asarray(padded(keep, members))
     mesh = parallel.member_mesh()
     member_seeds = None if self.member_seeds is None else self.member_seeds[index]
     programs = programs_lib.compile_programs(self.spec, len(index),
                                              programs_lib.data_shapes(data),
-                                             member_seeds is not None, mesh)
+                                             member_seeds is not None, mesh, self.own_epochs)
     state = programs_lib.gather(mesh)(self.state, parallel.put(index, parallel.replicated(mesh)))
     history = [{name: value[index] for name, value in row.items()} for row in self.history]
     return dataclasses.replace(
@@ -174,7 +188,7 @@ class Population:
     """Retires the trials of `slots` and starts trials `trials` (configs of this bucket) in them,
     freshly initialized, from the next epoch on; the other members are untouched and the same
     compiled programs go on (take each retired trial's record first). A new trial sees the data
-    order of the population's epochs from now on."""
+    order of its own epochs in a population made with `own_epochs`, else the population's."""
     mesh = parallel.member_mesh()
     hparams = self.hparams()
     fresh = member.dynamic_hparams(configs)
@@ -215,6 +229,7 @@ class Population:
     exact = sorted({k for row in self.history for k, v in row.items()
                     if np.asarray(v).dtype == np.float64})
     meta = {'extra': extra, 'settings': [_jsonable_setting(s) for s in self.settings],
+            'started': np.asarray(self.started).tolist(),
             'exact': {k: [np.asarray(row[k]).tolist() for row in self.history] for k in exact}}
     checkpointer.save_population(key, self.state, self.epoch, self.history,
                                  np.asarray(self.seconds).tolist(), meta)
@@ -232,6 +247,8 @@ class Population:
         row[column] = np.asarray(value, np.float64)
     if meta.get('settings'):
       self.settings = [_setting_from_json(s) for s in meta['settings']]
+    if 'started' in meta:  # Slots refilled before the checkpoint (checkpoints of earlier
+      self.started = np.asarray(meta['started'], int)  # versions: every trial at epoch 0).
     # Checkpoints of earlier versions hold one number for the whole population.
     self.history = history
     self.seconds = np.broadcast_to(np.asarray(seconds, np.float64), self.trials.shape).copy()
@@ -254,10 +271,11 @@ def chunks(indices: list[int], max_parallel: int) -> list[list[int]]:
   return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
-def padded(indices: list[int]) -> list[int]:
-  """`indices` padded with copies of the first to programs.padded_size."""
+def padded(indices: list[int], members: int | None = None) -> list[int]:
+  """`indices` padded with copies of the first to `members` (default programs.padded_size)."""
   indices = list(indices)
-  return indices + [indices[0]] * (programs_lib.padded_size(len(indices)) - len(indices))
+  members = members or programs_lib.padded_size(len(indices))
+  return indices + [indices[0]] * (members - len(indices))
 
 
 def chunk_plan(configs: list[ml_collections.ConfigDict],

@@ -109,16 +109,19 @@ def tree_bytes(tree: Any) -> int:
   return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(tree))
 
 
-def _epoch_program(spec, state, num_members, own_seeds, mesh):
+def _epoch_program(spec, state, num_members, own_seeds, own_epochs, mesh):
   """epoch_and_eval vmapped over the members, each device's own members block by block
   (shard_map: no collective, no member leaves its device); returns (function, block)."""
   epoch = jax.vmap(functools.partial(member.epoch_and_eval, spec),
-                   in_axes=(0, None, None, None, None, 0 if own_seeds else None, None))
+                   in_axes=(0, None, None, None, None, 0 if own_seeds else None,
+                            0 if own_epochs else None))
   block = member_block(num_members // mesh.size, 2 * tree_bytes(state) // num_members,
                        mesh.devices.flat[0].platform)  # The state and its gradients.
   split, whole = jax.sharding.PartitionSpec(parallel.MEMBER_AXIS), jax.sharding.PartitionSpec()
-  epoch = jax.shard_map(in_blocks(epoch, block, (0, 5) if own_seeds else (0,)), mesh=mesh,
-                        in_specs=(split,) + (whole,) * 4 + (split if own_seeds else whole, whole),
+  member_args = (0,) + ((5,) if own_seeds else ()) + ((6,) if own_epochs else ())
+  epoch = jax.shard_map(in_blocks(epoch, block, member_args), mesh=mesh,
+                        in_specs=(split,) + (whole,) * 4 + (split if own_seeds else whole,
+                                                            split if own_epochs else whole),
                         out_specs=split, check_vma=False)  # No collective to check.
   return epoch, block
 
@@ -137,11 +140,14 @@ def _abstract_inputs(num_members, shapes):
 
 @functools.lru_cache(maxsize=64)
 def compile_programs(spec: member.MemberSpec, num_members: int, shapes: DataShapes,
-                     own_seeds: bool = False, mesh: jax.sharding.Mesh | None = None) -> Programs:
+                     own_seeds: bool = False, mesh: jax.sharding.Mesh | None = None,
+                     own_epochs: bool = False) -> Programs:
   """The vmapped, jitted init/epoch/test programs for N members of one bucket, compiled AOT.
 
   With `own_seeds` every member gets its own data order (the seed is an [N] input, so each
   member gathers its own batches); by default one order is shared and each batch gathered once.
+  With `own_epochs` the epoch is an [N] input too: each member draws the order of its own epoch
+  (slots whose trials started at different epochs), and gathers its own batches.
   The member axis (seeds included) is split over `mesh` (default: every device), the data
   replicated.
   """
@@ -159,11 +165,12 @@ def compile_programs(spec: member.MemberSpec, num_members: int, shapes: DataShap
                  in_shardings=(members, seed_sharding, replicated), out_shardings=members)
   state = jax.eval_shape(init, hparams, seeds, x)
   init = init.lower(hparams, seeds, x)
-  epoch, block = _epoch_program(spec, state, num_members, own_seeds, mesh)
+  epoch, block = _epoch_program(spec, state, num_members, own_seeds, own_epochs, mesh)
+  epochs, epoch_sharding = (member_seeds, members) if own_epochs else (scalar, replicated)
   epoch = jax.jit(epoch, donate_argnums=0,
-                  in_shardings=(members,) + (replicated,) * 4 + (seed_sharding, replicated),
+                  in_shardings=(members,) + (replicated,) * 4 + (seed_sharding, epoch_sharding),
                   out_shardings=members)
-  epoch = epoch.lower(state, x, y, x_val, y_val, seeds, scalar)
+  epoch = epoch.lower(state, x, y, x_val, y_val, seeds, epochs)
   test = jax.jit(jax.vmap(functools.partial(member.evaluate_bn, spec),
                           in_axes=(0, None, None, None)),
                  in_shardings=(members,) + (replicated,) * 3, out_shardings=members)

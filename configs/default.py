@@ -63,6 +63,12 @@ def get_config():
   config.sweep.mode = 'max'  # max | min
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
   config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
+  # Lists of trials (grid, random, quasirandom, coarse_to_fine, tpe) may stop a trial early:
+  # none | median | percentile (below the top sweep.pruner_percentile % of the other trials at the
+  # same epoch), from its sweep.pruner_warmup-th epoch on; its slot goes to the next trial.
+  config.sweep.pruner = 'none'
+  config.sweep.pruner_warmup = 1
+  config.sweep.pruner_percentile = 50.0
 
   # Each strategy's own knobs, in its own section (bnlab/strategies/<name>.py checks them).
   config.sweep.coarse_to_fine = ml_collections.ConfigDict()

@@ -25,7 +25,9 @@ from bnlab import member
 from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
+from bnlab.strategies import pruning
 from bnlab.strategies import sampling
+from bnlab.strategies import slots
 
 
 class Plan(NamedTuple):
@@ -79,6 +81,15 @@ class Context:
     and data order, and the setting's record is their mean (`aggregate`).
     """
     config, k = self.config, self.config.sweep.seeds
+    pruner = pruning.from_config(config)
+    if pruner:  # One seed (pruning.check): trial j is setting j.
+      return slots.train(slots.Run(
+          settings, [first_trial + j for j in range(len(settings))],
+          lambda indices: [self.trial_config({**settings[i], 'seed': config.seed})
+                           for i in indices],
+          self.data, self.num_classes, config.seed, self.max_parallel, pruner,
+          config.sweep.metric, config.sweep.mode, self.on_epoch, self.checkpointer),
+                         self.buckets(settings))
     groups = [(bucket[:, None] * k + np.arange(k)).reshape(-1)
               for bucket in self.buckets(settings)]
 

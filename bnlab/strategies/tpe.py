@@ -46,7 +46,9 @@ def _ask(study, specs, count):
 def _tell(study, asked, done, metric):
   import optuna  # pylint: disable=import-outside-toplevel
   for trial, record in zip(asked, done):
-    if record.scored(metric):
+    if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
+      study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif record.scored(metric):
       study.tell(trial, record.value(metric))
     else:
       study.tell(trial, state=optuna.trial.TrialState.FAIL)
