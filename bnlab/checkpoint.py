@@ -37,6 +37,7 @@ import numpy as np
 
 from bnlab import files
 from bnlab import integrity
+from bnlab import lazy
 from bnlab import parallel
 from bnlab import records
 
@@ -56,8 +57,7 @@ def chunk_key(configs: list[ml_collections.ConfigDict], trial_ids: list[int], se
 def _orbax():
   """Orbax, imported by the first save or restore: a sweep that never checkpoints (a short list
   of trials, whose last epochs go to the journal) does not pay its ~0.1 s of import."""
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  return ocp
+  return lazy.import_module('orbax.checkpoint')
 
 
 class _QuietOrbax(logging.Filter):

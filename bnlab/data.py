@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from bnlab import lazy
 from bnlab import records
 
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)
@@ -186,7 +187,7 @@ def check_downloadable(name: str, builder: tfds.core.DatasetBuilder) -> None:
 def _tfds_split(name, split, data_dir, manual_dir):
   """A split of any other TFDS dataset, through tf.data (downloaded first when it can be)."""
   check_downloadable(name, tfds.builder(name, data_dir=data_dir or None))  # Before TF's import.
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf = lazy.import_module('tensorflow')
   tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
   ds = tfds.load(name, split=split, data_dir=data_dir or None, as_supervised=True,

@@ -9,6 +9,7 @@ import warnings
 
 import ml_collections
 
+from bnlab import lazy
 from bnlab import records
 from bnlab import space
 from bnlab import validate
@@ -28,7 +29,7 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
 
 
 def _study(config):
-  import optuna  # pylint: disable=import-outside-toplevel  # Only the runs that use it pay.
+  optuna = lazy.import_module('optuna')  # Only the runs that use it pay.
   optuna.logging.set_verbosity(optuna.logging.WARNING)  # No INFO line per trial.
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
