@@ -7,6 +7,7 @@ programs -> member, and the TrialRecords back up to the monitor, the results fil
 import contextlib
 import itertools
 import os
+import shlex
 import sys
 import time
 
@@ -29,6 +30,7 @@ from bnlab import records
 from bnlab import space
 from bnlab import strategies
 from bnlab import workdir as workdir_lib
+from bnlab.reporting import pages
 from bnlab.reporting import results as results_files
 from bnlab.strategies import base
 
@@ -129,8 +131,8 @@ def _train(config, specs, loaded, checkpointer, workdir):
   strategy = strategies.STRATEGIES[config.sweep.strategy]
   plan = strategy.plan(config, specs)
   data, num_classes, max_parallel = loaded
-  logging.info('%d trials on %s (%d train / %d val / %d test examples), strategy %s',
-               plan.trials, config.dataset.name, data['y_train'].shape[0],
+  logging.info('%s on %s (%d train / %d val / %d test examples), strategy %s',
+               records.count(plan.trials, 'trial'), config.dataset.name, data['y_train'].shape[0],
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   live = monitor.Monitor(workdir, config, plan.trial_epochs)  # Bar, TensorBoard, timing.json.
   context = base.Context(config, specs, data, num_classes, max_parallel,
@@ -156,6 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     completion = integrity.completion(workdir)
     if completion.finished:
       print(f'{workdir} is complete: nothing to train (--overwrite starts it afresh)')
+      print(where_to_look(workdir))
       return None
     if completion.problem:
       print(f'warning: {completion.problem}: rebuilding the results from its journal and '
@@ -179,14 +182,23 @@ def _finish(config, specs, workdir, done, data, start, live, checkpointer):
   """Writes the results files and the report, says where, and marks the workdir complete."""
   _log_throughput(done, config, data, time.perf_counter() - start, live)
   best = results_files.write_sweep(workdir, config, specs, done)
-  logging.info('%d trials in %.1f s', len(done), time.perf_counter() - start)
+  logging.info('%s in %.1f s', records.count(len(done), 'trial'), time.perf_counter() - start)
   print(results_files.leaderboard(done, list(specs), config.sweep.metric, config.sweep.mode))
   checkpointer.mark_complete(workdir, {'trials': len(done), 'best': best and best.trial})
   checkpointer.close()
   if best is None:
-    print(f'error: every one of the {len(done)} trials diverged (non-finite loss): no best '
-          'setting; try lower learning rates', file=sys.stderr)
+    who = 'the one trial' if len(done) == 1 else f'every one of the {len(done)} trials'
+    print(f'error: {who} diverged (non-finite loss): no best setting; try lower learning rates',
+          file=sys.stderr)
   else:
     print(f'best: trial {best.trial} {config.sweep.metric}={best.value(config.sweep.metric):.4f}'
           f' -> {os.path.join(workdir, "best_config.py")}')
+  print(where_to_look(workdir))  # Last, so that the end of the output says where to look.
   return done
+
+
+def where_to_look(workdir: str) -> str:
+  """The closing lines of a run: the report's path and the TensorBoard command for `workdir`
+  (quoted for a shell where it needs to be)."""
+  return (f'report: {os.path.join(workdir, pages.REPORT_FILE)}\n'
+          f'tensorboard: tensorboard --logdir {shlex.quote(workdir)}')

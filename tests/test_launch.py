@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -28,11 +29,27 @@ def launch(*args, check=True, cwd=ROOT):
 
 
 @pytest.fixture(scope='module')
-def sweep_dir(tmp_path_factory, data_dir):
+def sweep_run(tmp_path_factory, data_dir):
+  """(workdir, the finished launch) of the module's one sweep."""
   workdir = str(tmp_path_factory.mktemp('sweep'))
-  launch('--config=configs/test.py', f'--workdir={workdir}',
-         f'--config.dataset.data_dir={data_dir}')
-  return workdir
+  return workdir, launch('--config=configs/test.py', f'--workdir={workdir}',
+                         f'--config.dataset.data_dir={data_dir}')
+
+
+@pytest.fixture(scope='module')
+def sweep_dir(sweep_run):
+  return sweep_run[0]
+
+
+def test_the_run_ends_with_its_report_and_the_tensorboard_command(sweep_run):
+  workdir, result = sweep_run
+  *_, best, report, board = result.stdout.strip().splitlines()
+  assert best.startswith('best: trial ')
+  label, path = report.split(': ', 1)
+  assert label == 'report' and path == os.path.join(workdir, 'report.html')
+  assert os.path.getsize(path) > 0
+  label, command = board.split(': ', 1)
+  assert label == 'tensorboard' and shlex.split(command) == ['tensorboard', '--logdir', workdir]
 
 
 def test_sweep_writes_every_contract_file(sweep_dir, config):

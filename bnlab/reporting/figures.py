@@ -173,7 +173,8 @@ def parallel(results: list[TrialRecord], specs: Specs, metric: str, mode: str) -
   ax.set_xticks(range(len(fields) + 1),
                 fields + [metric], rotation=15, fontsize=8)
   ax.set(xlim=(-0.1, len(fields) + 0.5), ylim=(-0.05, 1.05), yticks=[],
-         title=f'{len(good)} trials by {metric}; grey dashed: diverged or no metric')
+         title=f'{records.count(len(good), "trial")} by {metric}; '
+               'grey dashed: diverged or no metric')
   ax.title.set_fontsize(10)
   fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
   return png(fig)
@@ -262,7 +263,7 @@ def compare_metric(sweeps: list[sweepfiles.Sweep]) -> bytes:
   for s in sweeps:
     values = np.sort([r.value(metric) for r in _scored(s.results, metric)])
     left.step(values, np.arange(1, values.size + 1) / max(values.size, 1), where='post',
-              label=f'{s.name} ({values.size} trials)')
+              label=f'{s.name} ({records.count(values.size, "trial")})')
     good = {r.trial: r.value(metric) for r in _scored(s.results, metric)}
     trials = sorted(good)
     pick = np.maximum.accumulate if s.mode == 'max' else np.minimum.accumulate

@@ -59,7 +59,8 @@ def importances(results: list[TrialRecord], specs: Specs, metric: str, mode: str
   used = sample(done, seed)
   values = [r.value(metric) for r in used]
   if len(values) < MIN_TRIALS:
-    return {}, f'{len(values)} finished trials; importance needs at least {MIN_TRIALS}'
+    return {}, (f'{records.count(len(values), "finished trial")}; importance needs at least '
+                f'{MIN_TRIALS}')
   note = f'a random {len(used)} of the {len(done)} finished trials' if len(used) < len(done) else ''
   if len(set(values)) == 1:
     who = f'every one of {note}' if note else 'every finished trial'

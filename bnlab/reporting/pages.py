@@ -25,6 +25,7 @@ from bnlab.reporting import sweepfiles
 
 TOP = 20  # Leaderboard rows.
 PLOTS = 'plots'
+REPORT_FILE = 'report.html'  # The page a finished run points to (sweep.where_to_look).
 STYLE = ('body{font-family:sans-serif;margin:1.5em;max-width:1400px}'
          'table{border-collapse:collapse;font-size:13px;margin:.5em 0}'
          'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
@@ -59,10 +60,10 @@ def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
   t = sweep.timing
   counts = ', '.join(f'{n} {s}' for s, n in sweepfiles.counts(sweep.results).items())
   rows = [('sweep', f'{sweep.config["sweep"]["strategy"]} search of '
-                    f'{sweep.config["sweep"]["num_trials"]} trials on '
+                    f'{records.count(sweep.config["sweep"]["num_trials"], "trial")} on '
                     f'{sweep.config["dataset"]["name"]}, {sweep.metric} ({sweep.mode})'),
           ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
-           + f': {len(sweep.results)} trials seen, {counts or "none yet"}'),
+           + f': {records.count(len(sweep.results), "trial")} seen, {counts or "none yet"}'),
           ('best', f'trial {ranked[0].trial}: {sweep.metric} {good[0]:.4f}' if ranked else 'none'),
           ('median', f'{statistics.median(good):.4f}' if good else 'none')]
   if t:
@@ -132,10 +133,12 @@ def _importance_rows(page):
 def html_body(page: Page, images: bool = True) -> str:
   """The report of one sweep as an HTML fragment."""
   sweep = page.sweep
+  tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'<h2>{html.escape(sweep.name)}</h2>',
            html_table(['', ''], summary_rows(sweep), 'summary'),
            f'<h3>Leaderboard (top {TOP} by {html.escape(sweep.metric)})</h3>',
-           html_table(*leaderboard_rows(sweep), 'leaderboard'),
+           html_table(*leaderboard_rows(sweep), 'leaderboard')
+           + (f'<p class="tie">{html.escape(tie)}.</p>' if tie else ''),
            '<h3>Hyperparameter importance</h3>',
            html_table(['field', 'fANOVA importance'], _importance_rows(page))
            + (f'<p>Over {html.escape(page.importance_note)}.</p>' if page.importance_note else '')
@@ -159,10 +162,12 @@ def html_page(title: str, body: str) -> str:
 def markdown(page: Page) -> str:
   """report.md: the same tables, the figures linked from plots/."""
   sweep = page.sweep
+  tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'# Sweep report: {sweep.name}', '',
            '\n'.join(f'- **{k}**: {v}' for k, v in summary_rows(sweep)), '',
            f'## Leaderboard (top {TOP} by {sweep.metric})', '',
-           _md_table(*leaderboard_rows(sweep)), '', '## Hyperparameter importance', '',
+           _md_table(*leaderboard_rows(sweep)) + (f'\n\n{tie}.' if tie else ''), '',
+           '## Hyperparameter importance', '',
            _md_table(['field', 'fANOVA importance'], _importance_rows(page))
            + (f'\n\nOver {page.importance_note}.' if page.importance_note else '')
            if page.scores else f'Not computed: {page.importance_note}.', '']
@@ -177,6 +182,6 @@ def build(workdir: str) -> str:
   for name, _, data in page.images:
     files.write_bytes(os.path.join(workdir, PLOTS, name), data)
   files.write_text(os.path.join(workdir, 'report.md'), markdown(page))
-  path = os.path.join(workdir, 'report.html')
+  path = os.path.join(workdir, REPORT_FILE)
   files.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))
   return path

@@ -123,15 +123,17 @@ def _indent(text, spaces):
 
 def leaderboard(results: list[TrialRecord], fields: list[str], metric: str, mode: str,
                 top: int = 10) -> str:
-  """The top trials as a fixed-width text table, for the terminal."""
+  """The top trials as a fixed-width text table, for the terminal; under it, when the best
+  value is shared, the line that says how many share it and how they were ranked."""
   metrics = [metric] + [m for m in ('val_accuracy', 'test_accuracy') if m != metric]
   header = ['rank', 'trial'] + metrics + list(fields)
   rows = [[str(i + 1), str(r.trial)] + [records.fmt(r.value(m)) for m in metrics]
           + [records.fmt(r.setting[f]) for f in fields]
           for i, r in enumerate(records.ranked(results, metric, mode)[:top])]
   widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-  return '\n'.join('  '.join(x.rjust(w) for x, w in zip(line, widths))
-                   for line in [header] + rows)
+  table = ['  '.join(x.rjust(w) for x, w in zip(line, widths)) for line in [header] + rows]
+  tie = records.top_tie(results, metric, mode)
+  return '\n'.join(table + ([tie] if tie else []))
 
 
 def start_worker() -> None:

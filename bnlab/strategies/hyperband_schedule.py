@@ -82,7 +82,8 @@ def describe(schedule: Sequence[Bracket]) -> str:
   """A table of the schedule, one line per bracket: its rungs as configs x epochs."""
   cells = [' '.join(f'{r.configs}x{r.epochs}' for r in b.rungs) for b in schedule]
   width = max(len(c) for c in cells)
-  lines = [f'hyperband: {len(schedule)} brackets, {num_trials(schedule)} trials '
+  lines = [f'hyperband: {records.count(len(schedule), "bracket")}, '
+           f'{records.count(num_trials(schedule), "trial")} '
            '(rungs as configs x cumulative epochs)']
   for bracket, cell in zip(schedule, cells):
     lines.append(f'  s={bracket.s}: {cell:<{width}}  {member_epochs(bracket):>6} member-epochs')
