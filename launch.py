@@ -12,16 +12,22 @@ Multi-host (every process runs the same command; on Cloud TPU VMs the three flag
 """
 
 import gc
+import logging
 import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF is only the input pipeline: keep it quiet.
+# JAX says at INFO, at each start, that it found no TPU library ("Unable to initialize backend
+# 'tpu'") on every machine without one. A platform that the user asks for and that fails still
+# raises, and JAX's warnings (a GPU without CUDA jaxlib) still print.
+logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from bnlab import errors
+from bnlab import prechecks
 from bnlab import records
 
 DEFAULT_CONFIG = 'configs/sweep.py'
@@ -61,10 +67,8 @@ def main(argv):
   if len(argv) > 1:
     fail(f'unexpected arguments {" ".join(argv[1:])}: every setting is a flag, '
          '--name=value (--config.x.y=value for a config field)')
-  from bnlab import checks  # pylint: disable=import-outside-toplevel
   from bnlab import files  # pylint: disable=import-outside-toplevel
   from bnlab import integrity  # pylint: disable=import-outside-toplevel
-  from bnlab import parallel  # pylint: disable=import-outside-toplevel
   config_file = config_flags.get_config_filename(flags.FLAGS['config'])
   workdir = _WORKDIR.value or os.path.join(
       'runs', os.path.splitext(os.path.basename(config_file))[0])
@@ -81,9 +85,13 @@ def main(argv):
          f'pip install {" ".join(missing)}')
   try:
     try:
-      checks.check_config(_CONFIG.value)  # Before any data or compile: a typo costs no more.
+      # A typo in a name or a spec, refused before JAX's, Flax's and TFDS's imports (seconds).
+      prechecks.check_config(_CONFIG.value)
     except OSError as e:  # config_flags defers a config file that failed to load to here.
       fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
+    from bnlab import checks  # pylint: disable=import-outside-toplevel
+    from bnlab import parallel  # pylint: disable=import-outside-toplevel
+    checks.check_config(_CONFIG.value)  # Before any data or compile: a typo costs no more.
     if not _OVERWRITE.value:
       checks.check_workdir(_CONFIG.value, workdir)
     # Joins the other processes (if any) before anything touches a device.
@@ -93,7 +101,7 @@ def main(argv):
     # each full collection (with the freeze below, ~1 s of a 10 s sweep; BENCHMARKS.md).
     gc.freeze()
     results = sweep.run(_CONFIG.value, workdir, overwrite=_OVERWRITE.value)
-  except checks.ConfigError as e:
+  except records.ConfigError as e:  # checks.ConfigError, also raised before checks' import.
     fail(e)
   except Exception as e:  # pylint: disable=broad-except
     problem = errors.write_problem(e, workdir)  # A full disk, a read-only file system, anywhere.

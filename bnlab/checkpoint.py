@@ -41,15 +41,36 @@ from bnlab import lazy
 from bnlab import parallel
 from bnlab import records
 
+def _hashed_tree(config: ml_collections.ConfigDict) -> dict:
+  """The config as chunk_key hashes it: without the result-neutral fields, without fields added
+  since (records.ADDED_FIELDS) while at their old-behaviour value, and without empty sections
+  (model.kwargs by default), so that an upgrade of bnlab keeps a workdir's names."""
+  tree = config.to_dict()
+
+  def drop(node, path, only_if=None):
+    head, _, rest = path.partition('.')
+    if head not in node:
+      return
+    if rest:
+      if isinstance(node[head], dict):
+        drop(node[head], rest, only_if)
+        if not node[head]:
+          del node[head]
+    elif only_if is None or node[head] == only_if[0]:
+      del node[head]
+
+  for field in records.RESULT_NEUTRAL:
+    drop(tree, field)
+  for field, old in records.ADDED_FIELDS.items():
+    drop(tree, field, (old,))
+  if tree.get('model', {}).get('kwargs') == {}:
+    del tree['model']['kwargs']
+  return tree
+
+
 def chunk_key(configs: list[ml_collections.ConfigDict], trial_ids: list[int], seed: int) -> str:
   """A stable name for a chunk of trials: its members' configs, trial ids and seed."""
-  def trial_dict(config):
-    tree = config.to_dict()
-    for field in records.RESULT_NEUTRAL:
-      section, key = field.split('.')
-      tree[section].pop(key, None)
-    return tree
-  text = json.dumps([int(seed), [int(t) for t in trial_ids], [trial_dict(c) for c in configs]],
+  text = json.dumps([int(seed), [int(t) for t in trial_ids], [_hashed_tree(c) for c in configs]],
                     sort_keys=True, default=repr)
   return hashlib.sha256(text.encode()).hexdigest()[:24]
 

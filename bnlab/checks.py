@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from bnlab import data as data_lib
 from bnlab import files
 from bnlab import models
+from bnlab import npz
 from bnlab import optim
 from bnlab import records
 from bnlab import space
@@ -41,7 +42,10 @@ _choice, _positive = validate.choice, validate.positive
 
 def check_trial(config: ml_collections.ConfigDict) -> None:
   """Checks one (trial) config's model, optimizer and train sections."""
-  _choice(config, 'model.name', models.MODELS)
+  if models.is_custom(config.model.name):  # PACKAGE.MODULE:ATTR: the only name that imports.
+    models.check_custom(config.model)
+  else:
+    _choice(config, 'model.name', models.MODELS)
   _choice(config, 'model.norm', models.NORMS)
   _choice(config, 'model.activation', ACTIVATIONS)
   _choice(config, 'model.bn_eval', BN_EVALS)
@@ -87,12 +91,17 @@ def check_sweep(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
 
 
 def check_dataset(config: ml_collections.ConfigDict) -> None:
-  """The dataset name must be one of bnlab's offline builders or a registered TFDS builder."""
+  """The dataset name must be one of bnlab's offline builders, a registered TFDS builder or
+  npz:PATH of a readable, well-formed .npz; the scaling one bnlab.data knows."""
+  _choice(config, 'dataset.scaling', data_lib.SCALINGS)
   name = config.dataset.name
   valid = (f'one of {", ".join(OFFLINE_DATASETS)} (offline) or a TFDS image-classification '
-           'name such as mnist, cifar10')
+           f'name such as mnist, cifar10, or {npz.PREFIX}PATH (your own arrays)')
   if not isinstance(name, str) or not name:
     raise ConfigError(f'dataset.name={name!r} must be {valid}')
+  if name.startswith(npz.PREFIX):
+    npz.read(name[len(npz.PREFIX):])  # Keys, lengths and labels, before anything compiles.
+    return
   try:  # Looks the name up in TFDS's registry without importing TensorFlow or downloading.
     tfds.builder_cls(data_lib.tfds_name(config.dataset).split(':')[0].split('/')[0])
   except (tfds.core.registered.DatasetNotFoundError, ValueError):  # ValueError: not a name at all.
@@ -123,7 +132,7 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
   from configs import default  # pylint: disable=import-outside-toplevel
   known = default.get_config()
   for field, value in space.flat_fields(config).items():
-    if field.startswith('sweep.space.'):
+    if field.startswith(('sweep.space.', 'model.kwargs.')):  # kwargs: models.check_custom's.
       continue
     if field in records.RENAMED:
       raise ConfigError(records.renamed_message(field))
@@ -156,7 +165,30 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   check_trial(config)
   check_dataset(config)
   check_space_values(config, specs)
+  check_custom_model(config, specs)
   return specs
+
+
+def check_custom_model(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
+  """model.kwargs is for a model of the user's (PACKAGE.MODULE:ATTR), and a swept model field
+  must be one that model declares: a sweep of a field it never reads would train N equal models."""
+  name = config.model.name
+  if 'model.name' in specs:  # check_space_values checked each; the others read other fields.
+    return
+  if not models.is_custom(name):
+    if config.model.get('kwargs'):
+      raise ConfigError(f'model.kwargs is only for model.name=PACKAGE.MODULE:ATTR, not '
+                        f'model.name={name!r}')
+    return
+  declared = set(models.module_fields(models.custom_class(name)))
+  used = {'name', 'bn_eval'} | (declared & set(models.DYNAMIC_FIELDS))
+  for field in specs:
+    section, _, key = field.partition('.')
+    if section == 'model' and key not in used:
+      raise ConfigError(
+          f'sweep.space.{field}: model.name={name!r} gets only num_classes, model.kwargs and '
+          f'those of {", ".join(models.DYNAMIC_FIELDS)} it declares, so {field} would change '
+          'nothing')
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -1,4 +1,4 @@
-"""Datasets through TFDS, offline first: arrays standardized with training statistics, on device.
+"""Datasets through TFDS or a .npz, offline first: scaled with training statistics, on device.
 
 `digits` (scikit-learn's bundled 8x8 handwritten digits) and `fashion_mnist` from local IDX files
 (Debian's `dataset-fashion-mnist`) are TFDS builders defined here, built into the data dir on
@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from typing import NamedTuple
 
 os.environ.setdefault('NO_GCE_CHECK', 'true')  # No metadata-server probe on machines off GCP.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -27,6 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from bnlab import lazy
+from bnlab import npz
 from bnlab import records
 
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)
@@ -114,12 +116,19 @@ def local_fashion_mnist_dir(manual_dir: str = '') -> str | None:
   return None
 
 
-def _local_split(name, split, data_dir, manual_dir):
-  """A split of a builder defined here, through TFDS's array_record data source (no TF)."""
+@functools.lru_cache(maxsize=4)
+def _local_builder(name, data_dir, manual_dir):
+  """A builder defined here, made and prepared once for all its splits: one per split printed
+  TFDS's "Load dataset info" and "Reusing dataset" lines once per split."""
   builder = tfds.builder(name, data_dir=data_dir or None, file_format='array_record')
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))
-  source = builder.as_data_source(split=split)
+  return builder
+
+
+def _local_split(name, split, data_dir, manual_dir):
+  """A split of a builder defined here, through TFDS's array_record data source (no TF)."""
+  source = _local_builder(name, data_dir, manual_dir).as_data_source(split=split)
   examples = source.__getitems__(range(len(source)))
   return (np.stack([e['image'] for e in examples]),
           np.array([e['label'] for e in examples], np.int64))
@@ -209,29 +218,105 @@ def tfds_name(dataset_config: ml_collections.ConfigDict) -> str:
   return name
 
 
-@functools.lru_cache(maxsize=4)
-def load_numpy(name: str, data_dir: str = '', manual_dir: str = '', val_fraction: float = 0.2
-               ) -> tuple[dict[str, np.ndarray], int]:
-  """Train/val/test as standardized float32 NHWC arrays and int32 labels, plus num_classes."""
+SPLITS = npz.SPLITS  # train, val, test
+
+
+def _standardize(x, axes):
+  return x.mean(axes), x.std(axes) + 1e-6
+
+
+def _minmax_range(x, axes):
+  low, high = x.min(axes), x.max(axes)
+  # A constant channel maps to 0 rather than dividing by zero.
+  return low, high, np.where(high > low, high - low, 1).astype(np.float32)
+
+
+def _minmax(x, axes):
+  low, _, span = _minmax_range(x, axes)
+  return low, span
+
+
+def _minmax_symmetric(x, axes):
+  low, high, span = _minmax_range(x, axes)
+  return (low + high) / 2, span / 2
+
+
+def _raw(x, axes):
+  del axes
+  return np.zeros(x.shape[-1], np.float32), np.ones(x.shape[-1], np.float32)
+
+
+# dataset.scaling: {name: fit(x_train, axes) -> (shift, scale)}; inputs become (x - shift) / scale.
+SCALINGS = {'standardize': _standardize, 'minmax': _minmax,  # Zero mean, unit variance; [0, 1].
+            'minmax_symmetric': _minmax_symmetric, 'none': _raw}  # [-1, 1]; the raw values.
+
+
+class Scaling(NamedTuple):
+  """The fitted input scaling: x -> (x - shift) / scale, per channel (the last axis)."""
+  shift: np.ndarray  # [C], float32
+  scale: np.ndarray  # [C], float32
+
+
+def fit_scaling(x_train: np.ndarray, kind: str) -> Scaling:
+  """`dataset.scaling` fitted on the training split alone, per channel over examples and pixels
+  (per feature for flat inputs)."""
+  x = x_train.astype(np.float32)
+  shift, scale = SCALINGS[kind](x, tuple(range(x.ndim - 1)))
+  return Scaling(np.asarray(shift, np.float32), np.asarray(scale, np.float32))
+
+
+def apply_scaling(x: np.ndarray, fitted: Scaling) -> np.ndarray:
+  return ((x.astype(np.float32) - fitted.shift) / fitted.scale).astype(np.float32)
+
+
+def carve_out(num_examples: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+  """(train, val) indices of the training split: a fixed split, seed-independent."""
+  order = np.random.default_rng(0).permutation(num_examples)
+  num_val = int(round(val_fraction * num_examples))
+  return order[num_val:], order[:num_val]
+
+
+def split_and_scale(raw: dict[str, np.ndarray], val_fraction: float, scaling: str
+                    ) -> tuple[dict[str, np.ndarray], int, Scaling]:
+  """x_/y_ train, val, test (float32, int32), num_classes and the fitted scaling, from raw
+  x_train, y_train, x_test, y_test and optionally x_val, y_val (else carved out of train)."""
+  splits = dict(raw)
+  if 'x_val' not in raw:
+    train, val = carve_out(len(raw['y_train']), val_fraction)
+    splits.update(x_train=raw['x_train'][train], y_train=raw['y_train'][train],
+                  x_val=raw['x_train'][val], y_val=raw['y_train'][val])
+  # Fitted after the carve-out, on training examples only: no val or test statistic leaks in.
+  fitted = fit_scaling(splits['x_train'], scaling)
+  num_classes = int(max(splits[f'y_{s}'].max(initial=0) for s in SPLITS)) + 1
+  arrays = {}
+  for s in SPLITS:
+    arrays[f'x_{s}'] = apply_scaling(splits[f'x_{s}'], fitted)
+    arrays[f'y_{s}'] = splits[f'y_{s}'].astype(np.int32)
+  return arrays, num_classes, fitted
+
+
+def _read_raw(name, data_dir, manual_dir):
+  if name.startswith(npz.PREFIX):
+    return npz.read(name[len(npz.PREFIX):])
   x, y = _split_as_numpy(name, 'train', data_dir, manual_dir)
   x_test, y_test = _split_as_numpy(name, 'test', data_dir, manual_dir)
-  order = np.random.default_rng(0).permutation(len(y))  # A fixed split: seed-independent.
-  num_val = int(round(val_fraction * len(y)))
-  val, train = order[:num_val], order[num_val:]
-  x_train = x[train].astype(np.float32)
-  axes = tuple(range(x_train.ndim - 1))  # Per channel, over examples and pixels.
-  mean, std = x_train.mean(axes), x_train.std(axes) + 1e-6
-  scale = lambda a: ((a.astype(np.float32) - mean) / std).astype(np.float32)
-  num_classes = int(max(y.max(), y_test.max())) + 1
-  return {'x_train': scale(x_train), 'y_train': y[train].astype(np.int32),
-          'x_val': scale(x[val]), 'y_val': y[val].astype(np.int32),
-          'x_test': scale(x_test), 'y_test': y_test.astype(np.int32)}, num_classes
+  return {'x_train': x, 'y_train': y, 'x_test': x_test, 'y_test': y_test}
+
+
+@functools.lru_cache(maxsize=4)
+def load_numpy(name: str, data_dir: str = '', manual_dir: str = '', val_fraction: float = 0.2,
+               scaling: str = 'standardize') -> tuple[dict[str, np.ndarray], int]:
+  """Train/val/test as float32 NHWC arrays scaled with training statistics (`dataset.scaling`)
+  and int32 labels, plus num_classes."""
+  arrays, num_classes, _ = split_and_scale(_read_raw(name, data_dir, manual_dir), val_fraction,
+                                           scaling)
+  return arrays, num_classes
 
 
 def load(dataset_config: ml_collections.ConfigDict) -> tuple[dict[str, jax.Array], int]:
   """The dataset of a config as device arrays (placed once) and its number of classes."""
   arrays, num_classes = load_numpy(
       tfds_name(dataset_config), dataset_config.data_dir, dataset_config.manual_dir,
-      float(dataset_config.val_fraction))
+      float(dataset_config.val_fraction), dataset_config.scaling)
   # Not jnp.asarray: it compiles an identity program per array (BENCHMARKS.md, change 14).
   return {k: jax.device_put(v) for k, v in arrays.items()}, num_classes

@@ -7,9 +7,15 @@ Normalization hyperparameters (BN momentum and epsilon) and the init scale are m
 may be traced values, so they can differ per member of a vmapped sweep. `batch_scratch` is
 bnlab's own batch norm: the pure functions of `bnlab.norms` behind a `jax.custom_vjp` whose
 backward pass is the hand-derived one, with Flax BatchNorm's parameter and `batch_stats` names.
+
+`model.name=PACKAGE.MODULE:ATTR` names a linen module of the user's instead (`custom_class`):
+built with num_classes, those of bnlab's per-member fields it declares, and model.kwargs.
 """
 
+import dataclasses
 import functools
+import importlib
+import inspect
 from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
@@ -270,6 +276,89 @@ class ResNet(MLP):
 
 
 MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
+# bnlab's model fields that are traced per member (member.MODEL_HPARAMS); a module of the user's
+# gets those of them it declares.
+DYNAMIC_FIELDS = ('bn_momentum', 'bn_epsilon', 'init_scale')
+
+
+def is_custom(name: Any) -> bool:
+  """Whether model.name is `PACKAGE.MODULE:ATTR`, a Flax module of the user's: bnlab's own
+  names have no ':', so only such a name ever imports a module of the user's."""
+  return isinstance(name, str) and ':' in name
+
+
+def module_fields(cls: type) -> tuple[str, ...]:
+  """The dataclass fields a linen module class is constructed with (Flax's parent and name
+  aside)."""
+  return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ('parent', 'name'))
+
+
+def _call_method(cls: type) -> Callable | None:
+  """The class's own `__call__` (looked up in its MRO, not the metaclass's `type.__call__`)."""
+  return next((c.__dict__['__call__'] for c in cls.__mro__ if '__call__' in c.__dict__), None)
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f'{type(error).__name__}: {text[0]}' if text else type(error).__name__
+
+
+def custom_class(name: str) -> type:
+  """The flax.linen.Module class `PACKAGE.MODULE:ATTR` names; a one-line ConfigError saying
+  what is wrong with it otherwise (run before anything compiles)."""
+  where = f'model.name={name!r}'
+  module_name, _, attr = name.partition(':')
+  if not module_name or not attr:
+    raise ConfigError(f'{where} must name a Flax module as PACKAGE.MODULE:ATTR')
+  try:
+    module = importlib.import_module(module_name)
+  except Exception as e:  # pylint: disable=broad-except  # The user's module may raise anything.
+    raise ConfigError(f'{where}: cannot import {module_name} ({_first_line(e)}); it must be '
+                      'importable from the Python path (PYTHONPATH)') from None
+  cls = getattr(module, attr, None)
+  if cls is None:
+    raise ConfigError(f'{where}: module {module_name} has no attribute {attr!r}')
+  if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    what = 'class' if isinstance(cls, type) else type(cls).__name__
+    raise ConfigError(f'{where}: {attr} is a {what}, not a flax.linen.Module subclass')
+  call = _call_method(cls)
+  if call is None or 'train' not in inspect.signature(call).parameters:
+    raise ConfigError(f'{where}: {attr}.__call__ takes no `train` argument; bnlab calls it as '
+                      'apply(variables, x, train=...)')
+  if 'num_classes' not in module_fields(cls):
+    raise ConfigError(f'{where}: {attr} declares no field num_classes; bnlab constructs it '
+                      'with num_classes=...')
+  return cls
+
+
+def check_custom(model_config: ml_collections.ConfigDict) -> None:
+  """A model section naming a module of the user's: the class, and model.kwargs against the
+  fields it declares."""
+  cls = custom_class(model_config.name)
+  fields = module_fields(cls)
+  for key in model_config.get('kwargs') or {}:
+    if key == 'num_classes':
+      raise ConfigError('model.kwargs.num_classes: bnlab sets num_classes itself, from the '
+                        'dataset')
+    if key in DYNAMIC_FIELDS:
+      raise ConfigError(f'model.kwargs.{key}: bnlab sets {key} itself, per member; set '
+                        f'model.{key} instead')
+    if key not in fields:
+      raise ConfigError(f'model.kwargs.{key}: {model_config.name} declares no field {key!r}; '
+                        f'its fields: {", ".join(fields)}')
+  if model_config.bn_eval == 'precise' and 'bn_momentum' not in fields:
+    # Precise BN reruns the model with momentum 0, which only a declared bn_momentum reaches.
+    raise ConfigError(f"model.bn_eval='precise' needs {model_config.name} to declare the field "
+                      'bn_momentum (used as its BatchNorm momentum)')
+
+
+def _make_custom(model_config, num_classes, model_hparams):
+  cls = custom_class(model_config.name)
+  fields = module_fields(cls)
+  kwargs = model_config.get('kwargs') or {}
+  kwargs = kwargs.to_dict() if hasattr(kwargs, 'to_dict') else dict(kwargs)
+  dynamic = {k: v for k, v in model_hparams.items() if k in fields}
+  return cls(num_classes=num_classes, **dynamic, **kwargs)
 
 
 def make_model(model_config: ml_collections.ConfigDict, num_classes: int,
@@ -277,8 +366,11 @@ def make_model(model_config: ml_collections.ConfigDict, num_classes: int,
   """The linen module for a (static) model config and per-member dynamic hyperparameters.
 
   `model_hparams` holds `bn_momentum`, `bn_epsilon` and `init_scale`, numbers or traced
-  per-member values.
+  per-member values. A `PACKAGE.MODULE:ATTR` model gets those it declares, num_classes and
+  model.kwargs.
   """
+  if is_custom(model_config.name):
+    return _make_custom(model_config, num_classes, model_hparams)
   return MODELS[model_config.name](
       widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
       activation=model_config.activation, groups=model_config.groups, depth=model_config.depth,

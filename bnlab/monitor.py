@@ -5,8 +5,9 @@ touches the device):
 
 - a tqdm bar over all trial-epochs shows the best and median metric so far;
 - each trial gets a TensorBoard run `WORKDIR/tensorboard/trial_NNNN`: its epoch scalars and,
-  through the hparams plugin, its setting, so `tensorboard --logdir runs/` shows every sweep
-  under runs/ with one hparams row per trial. The events are written with TensorBoard's own
+  through the hparams plugin, its setting and its sweep (workdir, dataset, strategy), so
+  `tensorboard --logdir runs/` shows every sweep under runs/ with one hparams row per trial,
+  never one row merging trials of two sweeps. The events are written with TensorBoard's own
   TF-free writer and summary protos: tf.summary (and clu's writers over it) cost ~2 ms per scalar
   in eager mode, 17% of the training time of configs/sweep.py here;
 - `progress.jsonl` gets one row per (trial, epoch), so `python -m bnlab.report` can draw a sweep
@@ -52,6 +53,14 @@ def hparam_value(value: Any) -> bool | int | float | str:
   return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
+def sweep_hparams(workdir: str, config) -> dict[str, str]:
+  """What tells one sweep's trials from another's in TensorBoard's hparams table. `tensorboard
+  --logdir runs/` groups runs by their hparams: trial i of two sweeps with one seed and space has
+  one setting, and without these its rows would merge and show their mean."""
+  return {'sweep.workdir': workdir, 'dataset.name': config.dataset.name,
+          'sweep.strategy': config.sweep.strategy}
+
+
 class TrialRun:
   """One trial's TensorBoard run: its setting for the hparams plugin, then its epoch scalars.
 
@@ -89,6 +98,33 @@ def bucket_label(setting: dict[str, Any]) -> str:
   return ', '.join(static) or 'every trial'
 
 
+def describe_trials(trials: Iterable[int], max_runs: int = 3) -> str:
+  """'trial 5', 'trials 0, 2-4', or past `max_runs` runs of consecutive ids '66 trials in
+  1-126': a bucket's trials are often scattered, where 'trials 1-126' would claim 126 of them."""
+  ids = sorted({int(t) for t in trials})
+  if len(ids) == 1:
+    return f'trial {ids[0]}'
+  runs = []
+  for t in ids:
+    if runs and t == runs[-1][1] + 1:
+      runs[-1][1] = t
+    else:
+      runs.append([t, t])
+  if len(runs) <= max_runs:
+    return 'trials ' + ', '.join(str(a) if a == b else f'{a}-{b}' for a, b in runs)
+  return f'{len(ids)} trials in {ids[0]}-{ids[-1]}'
+
+
+def format_rate(members: int, seconds: float) -> str:
+  """Member-epochs per second, or seconds per member-epoch below one per second, with enough
+  digits to read: a slow dataset's 0.4 per second would otherwise print as '0 members/s'."""
+  rate = members / max(seconds, 1e-9)
+  if rate >= 1:
+    return f'{rate:.0f} members/s' if rate >= 100 else f'{rate:.1f} members/s'
+  per = 1 / rate
+  return f'{per:.0f} s/member' if per >= 100 else f'{per:.1f} s/member'
+
+
 def summarize(values: Iterable[float], mode: str) -> tuple[float, float]:
   """(best, median) of the finite values, NaNs if none."""
   values = np.asarray([v for v in values if math.isfinite(v)], np.float64)
@@ -104,6 +140,7 @@ class Monitor:
     """`trial_epochs` is what the strategy plans to train (base.Plan): the bar's total."""
     self.workdir = workdir
     self.metric, self.mode = config.sweep.metric, config.sweep.mode
+    self.sweep_hparams = sweep_hparams(workdir, config)
     self.latest = {}  # Trial id -> its latest metric (NaN once diverged).
     self.writers = {}  # Trial id -> its open TensorBoard writer.
     self.programs = {}  # id(Programs) -> {'bucket', 'members', 'compile_seconds'}.
@@ -116,6 +153,8 @@ class Monitor:
     self.bar = tqdm.tqdm(total=trial_epochs, unit='trial-epoch',
                          file=bar_file or sys.stderr, disable=None if bar_file is None else False,
                          dynamic_ncols=True)
+    # On a terminal the bar is the progress display; piped (the bar is off), log lines are.
+    self.on_terminal = not self.bar.disable
     if self.primary:
       files.makedirs(workdir)
     # Appended and flushed once per epoch. On gs:// a flush through tf.io.gfile uploads the
@@ -125,10 +164,11 @@ class Monitor:
     self.progress = files.open_file(path, 'a')
 
   def _writer(self, trial, setting):
-    """The trial's TensorBoard writer; its setting goes to the hparams plugin when it opens."""
+    """The trial's TensorBoard writer; its setting goes to the hparams plugin when it opens,
+    after the sweep's identity (`sweep_hparams`)."""
     if trial not in self.writers:
       logdir = os.path.join(self.workdir, TENSORBOARD_DIR, f'trial_{trial:04d}')
-      self.writers[trial] = TrialRun(logdir, {'trial': trial, **{
+      self.writers[trial] = TrialRun(logdir, {**self.sweep_hparams, 'trial': trial, **{
           f: hparam_value(v) for f, v in setting.items()}})
     return self.writers[trial]
 
@@ -168,9 +208,8 @@ class Monitor:
           writer.close()
     self.trial_epochs += count
     best, median = summarize(self.latest.values(), self.mode)
-    trials = population.trials
-    self.bar.set_description(f'trials {trials.min()}-{trials.max()} epoch {population.epoch}/'
-                             f'{population.epochs}', refresh=False)
+    self.bar.set_description(f'{describe_trials(population.trials[:population.size])}, epoch '
+                             f'{population.epoch}/{population.epochs}', refresh=False)
     self.bar.set_postfix_str(f'{self.metric} best {best:.4f} median {median:.4f}', refresh=False)
     self.bar.update(count)
     self.write_timing()

@@ -25,8 +25,10 @@ PARTIAL, TRAINED = 'partial', 'trained'
 # Config fields that change no result: a workdir may be resumed with other values of them.
 RESULT_NEUTRAL = ('train.checkpoint_every',)
 # Config fields added after workdirs were written, at the value that keeps the old behaviour: a
-# workdir whose config.json lacks one matches a config that leaves it at that value.
-ADDED_FIELDS = {'sweep.pruner': 'none', 'sweep.pruner_warmup': 1, 'sweep.pruner_percentile': 50.0}
+# workdir whose config.json lacks one matches a config that leaves it at that value, and its
+# checkpoints and journalled trials keep their names (checkpoint.chunk_key leaves them out).
+ADDED_FIELDS = {'sweep.pruner': 'none', 'sweep.pruner_warmup': 1, 'sweep.pruner_percentile': 50.0,
+                'dataset.scaling': 'standardize', 'sweep.gp.batch_size': 8}
 
 
 class ConfigError(ValueError):

@@ -41,10 +41,15 @@ def prepare(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
 
 
 class Progress:
-  """One absl log line per epoch: best and median validation accuracy so far, throughput."""
+  """One absl log line per epoch: best and median validation accuracy so far, throughput.
 
-  def __init__(self, num_trials: int):
+  With `quiet` (the monitor's bar is on a terminal), at DEBUG level: the bar shows the same
+  numbers, and a line printed under it each epoch would cut into it.
+  """
+
+  def __init__(self, num_trials: int, quiet: bool = False):
     self.num_trials = num_trials
+    self.level = logging.DEBUG if quiet else logging.INFO
     self.finished = []  # Final val accuracies of trials done so far.
 
   def on_epoch(self, population: population_lib.Population, metrics: dict[str, np.ndarray],
@@ -54,11 +59,10 @@ class Progress:
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])
     seen = seen[np.isfinite(seen)]
     best, median = (seen.max(), np.median(seen)) if seen.size else (np.nan, np.nan)
-    trials = population.trials[:size]
-    logging.info('trials %d-%d of %d | epoch %d/%d | val_accuracy best %.4f median %.4f | '
-                 '%.0f members/s (member-epochs per second)',
-                 trials.min(), trials.max(), self.num_trials, population.epoch,
-                 population.epochs, best, median, len(population.trials) / max(seconds, 1e-9))
+    logging.log(self.level, '%s of %d | epoch %d/%d | val_accuracy best %.4f median %.4f | %s '
+                '(member-epochs)', monitor.describe_trials(population.trials[:size]),
+                self.num_trials, population.epoch, population.epochs, best, median,
+                monitor.format_rate(len(population.trials), seconds))
     if population.epoch == population.epochs:
       self.finished.extend(acc.tolist())
 
@@ -76,6 +80,7 @@ def open_workdir(config: ml_collections.ConfigDict, workdir: str, overwrite: boo
     checks.check_workdir(config, workdir)
     workdir_lib.claim(workdir)
     workdir_lib.check_layout(workdir)
+    workdir_lib.check_dataset(workdir, config.dataset.name)
     moved = integrity.set_aside(workdir, damaged)
     if moved:
       print(f'kept the damaged files as {", ".join(moved)} in {workdir}', file=sys.stderr)
@@ -136,7 +141,8 @@ def _train(config, specs, loaded, checkpointer, workdir):
                data['y_val'].shape[0], data['y_test'].shape[0], config.sweep.strategy)
   live = monitor.Monitor(workdir, config, plan.trial_epochs)  # Bar, TensorBoard, timing.json.
   context = base.Context(config, specs, data, num_classes, max_parallel,
-                         monitor.chain(Progress(plan.trials).on_epoch, live.on_epoch),
+                         monitor.chain(Progress(plan.trials, live.on_terminal).on_epoch,
+                                       live.on_epoch),
                          checkpointer, checks.check_trial)
   done = strategy.run(context)
   live.close()

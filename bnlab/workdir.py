@@ -8,6 +8,8 @@
 - `LAYOUT` records what changes the arithmetic besides the config (platform, device kind and
   count, process count): a resume under another layout is refused, naming both, since it would
   mix results computed two ways.
+- `DATASET` records the sha256 of a `dataset.name=npz:PATH` file: a resume after the file changed
+  is refused, since the config (the path) cannot tell two datasets apart.
 
 Only process 0 of a multi-process run calls these; on gs:// the lock is skipped (an object store
 has no atomic create here) and the marker and layout work as on a local disk.
@@ -24,11 +26,13 @@ from etils import epath
 import jax
 
 from bnlab import files
+from bnlab import npz
 from bnlab import records
 
 MARKER = '.bnlab-workdir'
 LOCK = '.bnlab-lock'
 LAYOUT = 'layout.json'
+DATASET = 'dataset.json'
 
 
 def owned(workdir: str) -> bool:
@@ -86,6 +90,27 @@ def check_layout(workdir: str) -> None:
         f'workdir {workdir} was trained on {_describe(before)}, this run has {_describe(now)}: '
         'resuming would mix results computed two ways; run it as before (e.g. '
         'JAX_NUM_CPU_DEVICES) or choose another --workdir')
+
+
+def check_dataset(workdir: str, name: str) -> None:
+  """Refuses to resume a sweep of `npz:PATH` whose file changed since; records a new one's
+  digest. Other datasets are named by their TFDS builder and version, in the config."""
+  if not name.startswith(npz.PREFIX):
+    return
+  path, now = os.path.join(workdir, DATASET), {'name': name, 'sha256': npz.digest(name)}
+  if not files.exists(path):
+    files.write_text(path, json.dumps(now, indent=2) + '\n')
+    return
+  try:
+    before = json.loads(files.read_text(path))['sha256']
+  except (ValueError, KeyError, TypeError):
+    raise records.ConfigError(f'workdir {workdir}: {DATASET} is damaged; it cannot say which '
+                              'arrays the sweep was trained on: use another --workdir') from None
+  if before != now['sha256']:
+    raise records.ConfigError(
+        f'dataset.name={name!r}: the file changed since workdir {workdir} was trained on it '
+        f'(sha256 {before[:12]}..., now {now["sha256"][:12]}...); resuming would mix two '
+        'datasets: restore the file or choose another --workdir')
 
 
 def _describe(lay):

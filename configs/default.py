@@ -16,14 +16,19 @@ def get_config():
   config.seed = 0
 
   config.dataset = ml_collections.ConfigDict()
-  # `digits` (offline), `fashion_mnist`, `mnist`, `cifar10` or any TFDS image-classification name.
+  # `digits` (offline), `fashion_mnist`, `mnist`, `cifar10` or any TFDS image-classification name;
+  # `npz:PATH` for your own arrays (x_train, y_train, x_test, y_test[, x_val, y_val]).
   config.dataset.name = 'digits'
   config.dataset.data_dir = ''  # TFDS data dir; '' means TFDS's default (~/tensorflow_datasets).
   config.dataset.manual_dir = ''  # Local raw files for offline builds ('' = the usual places).
   config.dataset.val_fraction = 0.2  # Share of the train split held out for model selection.
+  # Input scaling, fitted on the training split only (after the val carve-out): standardize (zero
+  # mean, unit variance per channel) | minmax ([0, 1]) | minmax_symmetric ([-1, 1]) | none (raw).
+  config.dataset.scaling = 'standardize'
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = 'mlp'  # mlp | cnn | resnet
+  # mlp | cnn | resnet, or PACKAGE.MODULE:ATTR: a flax.linen.Module of your own (README).
+  config.model.name = 'mlp'
   config.model.widths = (128, 128, 128)  # Hidden sizes (MLP) or channels (CNN/ResNet).
   config.model.norm = 'batch'  # batch | batch_scratch | layer | group | instance | none
   config.model.activation = 'relu'  # relu | sigmoid | tanh
@@ -33,6 +38,9 @@ def get_config():
   config.model.bn_epsilon = 1e-5
   config.model.bn_eval = 'running'  # running | batch | precise: statistics used at test time.
   config.model.init_scale = 1.0  # Variance scale of the fan-in normal init (2.0 = He).
+  # Keyword arguments of a PACKAGE.MODULE:ATTR model's constructor. A config file adds keys
+  # (config.model.kwargs.hidden = 32); the command line can override them, not add new ones.
+  config.model.kwargs = ml_collections.ConfigDict()
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'adam'  # sgd | momentum | rmsprop | adam | adamw
@@ -56,14 +64,14 @@ def get_config():
   config.train.checkpoint_every = 5
 
   config.sweep = ml_collections.ConfigDict()
-  # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe | hyperband
+  # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe | hyperband | gp
   config.sweep.strategy = 'random'
   config.sweep.num_trials = 1
   config.sweep.metric = 'val_accuracy'  # val_accuracy | val_loss | train_loss
   config.sweep.mode = 'max'  # max | min
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
   config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
-  # Lists of trials (grid, random, quasirandom, coarse_to_fine, tpe) may stop a trial early:
+  # Lists of trials (grid, random, quasirandom, coarse_to_fine, tpe, gp) may stop a trial early:
   # none | median | percentile (below the top sweep.pruner_percentile % of the other trials at the
   # same epoch), from its sweep.pruner_warmup-th epoch on; its slot goes to the next trial.
   config.sweep.pruner = 'none'
@@ -83,6 +91,8 @@ def get_config():
   config.sweep.pbt.resample = 0.25  # Chance to redraw a hyperparameter instead of x0.8 / x1.2.
   config.sweep.tpe = ml_collections.ConfigDict()
   config.sweep.tpe.batch_size = 8  # Trials asked at once and trained together in one program.
+  config.sweep.gp = ml_collections.ConfigDict()
+  config.sweep.gp.batch_size = 8  # Trials asked at once (qLogEI keeps them apart), one program.
   config.sweep.hyperband = ml_collections.ConfigDict()
   config.sweep.hyperband.eta = 3  # Each bracket keeps the best 1/eta at every rung.
   # Epochs of the shortest rung; train.epochs (the paper's R) is the longest, and a multiple.
@@ -96,6 +106,6 @@ def empty_space(config):
   """A `sweep.space` with one '' entry for every sweepable field of `config`."""
   space = ml_collections.ConfigDict()
   for section in ('model', 'optimizer', 'train'):
-    space[section] = ml_collections.ConfigDict(
-        {field: '' for field in config[section].keys()})
+    space[section] = ml_collections.ConfigDict(  # Fields, not sections (model.kwargs).
+        {field: '' for field, value in config[section].items() if not hasattr(value, 'items')})
   return space

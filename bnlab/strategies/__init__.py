@@ -6,6 +6,7 @@ Adding a strategy touches its module, its entry below, its section of configs/de
 """
 
 from bnlab.strategies import coarse_to_fine
+from bnlab.strategies import gp
 from bnlab.strategies import grid
 from bnlab.strategies import halving
 from bnlab.strategies import hyperband
@@ -23,6 +24,7 @@ STRATEGIES = {
     'pbt': pbt,
     'tpe': tpe,
     'hyperband': hyperband,
+    'gp': gp,
 }
 # Strategies that search: they refuse an empty space (grid and random train it as it is).
 SEARCHING = tuple(name for name, strategy in STRATEGIES.items() if strategy.SEARCHES)

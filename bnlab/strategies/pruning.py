@@ -21,7 +21,7 @@ from bnlab import validate
 
 PRUNERS = ('none', 'median', 'percentile')
 # Strategies that train lists of trials through Context.train, where a pruner acts.
-PRUNABLE = ('grid', 'random', 'quasirandom', 'coarse_to_fine', 'tpe')
+PRUNABLE = ('grid', 'random', 'quasirandom', 'coarse_to_fine', 'tpe', 'gp')
 
 
 class Pruner(NamedTuple):

@@ -22,10 +22,15 @@ plan = random_search.plan
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
   validate.positive(config, 'sweep.tpe.batch_size')
+  refuse_grid(specs, 'tpe')
+
+
+def refuse_grid(specs: dict[str, space.Spec], strategy: str) -> None:
+  """An Optuna sampler asks from distributions: a grid spec has none."""
   for field, spec in specs.items():
     if spec.kind == 'grid':
-      raise records.ConfigError(f'sweep.space.{field}={spec.kind}(...): sweep.strategy=\'tpe\' '
-                                'takes no grid specs; use choice(...)')
+      raise records.ConfigError(f'sweep.space.{field}={spec.kind}(...): sweep.strategy='
+                                f'{strategy!r} takes no grid specs; use choice(...)')
 
 
 def _study(config):
@@ -44,7 +49,8 @@ def _ask(study, specs, count):
   return asked, [{f: space.from_optuna(specs[f], t.params[f]) for f in specs} for t in asked]
 
 
-def _tell(study, asked, done, metric):
+def tell(study, asked: list, done: list[records.TrialRecord], metric: str) -> None:
+  """Each asked trial's outcome back to the study: its metric, else PRUNED or FAIL."""
   import optuna  # pylint: disable=import-outside-toplevel
   for trial, record in zip(asked, done):
     if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
@@ -55,13 +61,18 @@ def _tell(study, asked, done, metric):
       study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def run(context: base.Context) -> list[records.TrialRecord]:
-  config = context.config
-  study, done = _study(config), []
+def run_batches(context: base.Context, study, ask, batch_size: int) -> list[records.TrialRecord]:
+  """Ask-and-tell in batches: `ask(study, specs, count)` -> (trials, settings), trained together
+  by `context.train`, told back, until sweep.num_trials are done."""
+  config, done = context.config, []
   while len(done) < config.sweep.num_trials:
-    count = min(config.sweep.tpe.batch_size, config.sweep.num_trials - len(done))
-    asked, settings = _ask(study, context.specs, count)
+    count = min(batch_size, config.sweep.num_trials - len(done))
+    asked, settings = ask(study, context.specs, count)
     new = context.train(settings, len(done))
-    _tell(study, asked, new, config.sweep.metric)
+    tell(study, asked, new, config.sweep.metric)
     done += new
   return done
+
+
+def run(context: base.Context) -> list[records.TrialRecord]:
+  return run_batches(context, _study(context.config), _ask, context.config.sweep.tpe.batch_size)

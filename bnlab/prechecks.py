@@ -1,0 +1,69 @@
+"""The config checks that need neither JAX nor Flax nor TFDS: what launch.py runs first.
+
+A typo in a name (`--config.sweep.strategy=randm`, `--config.model.norm=btach`) or in a space
+spec (`log_unifrm(1e-4, 1)`) is refused here, after importing only ml_collections and NumPy, not
+seconds later behind the imports of the modules that train. bnlab.checks runs every check again,
+these included, with the registries themselves; a config these pass can still be refused there.
+
+The names below are the keys of registries that live next to the code that uses them
+(models.MODELS, optim.OPTIMIZERS, strategies.STRATEGIES, ...), which import JAX and Flax.
+tests/test_prechecks.py checks that each tuple here equals its registry, so neither can drift.
+"""
+
+import ml_collections
+
+from bnlab import records
+from bnlab import space
+from bnlab import validate
+
+# field: its valid values, in the order of its registry (the error message lists them).
+NAMES = {
+    'sweep.strategy': ('grid', 'random', 'quasirandom', 'coarse_to_fine', 'halving', 'pbt',
+                       'tpe', 'hyperband', 'gp'),
+    'sweep.metric': tuple(records.SELECTABLE),
+    'sweep.mode': ('max', 'min'),
+    'model.name': ('mlp', 'cnn', 'resnet'),
+    'model.norm': ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none'),
+    'model.activation': ('relu', 'sigmoid', 'tanh'),
+    'model.bn_eval': ('running', 'batch', 'precise'),
+    'optimizer.name': ('sgd', 'momentum', 'rmsprop', 'adam', 'adamw'),
+    'optimizer.schedule': ('constant', 'cosine', 'warmup_cosine'),
+}
+
+
+def _custom(field: str, value) -> bool:
+  """A model of the user's own (`PACKAGE.MODULE:ATTR`): bnlab.checks imports and checks it."""
+  return field == 'model.name' and isinstance(value, str) and ':' in value
+
+
+def check_names(config: ml_collections.ConfigDict) -> None:
+  """Each named field's value is one of its valid names (fields a config lacks are left to
+  bnlab.checks, which says what is missing)."""
+  for field, valid in NAMES.items():
+    if validate.has_field(config, field) and not _custom(field, validate.get_field(config, field)):
+      validate.choice(config, field, valid)
+
+
+def check_space_names(config: ml_collections.ConfigDict) -> None:
+  """Each spec of sweep.space parses, and each choice of a named field is a valid name."""
+  try:
+    specs = space.parse_space(config.sweep.space)
+  except space.SpecError as e:
+    raise records.ConfigError(str(e)) from None
+  texts = space.flatten(config.sweep.space)
+  for field, spec in specs.items():
+    if field not in NAMES or spec.is_numeric:
+      continue
+    for value in spec.args:
+      if isinstance(value, bool) or (value not in NAMES[field] and not _custom(field, value)):
+        # bnlab.checks words it so, through its check of every value a spec can give.
+        raise records.ConfigError(
+            f'sweep.space.{field}={texts[field]!r} can give an invalid trial: {field}={value!r} '
+            f'is not one of: {", ".join(NAMES[field])}')
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """The checks of names and specs, before anything heavy is imported; raises ConfigError."""
+  check_names(config)
+  if validate.has_field(config, 'sweep.strategy') and 'space' in config.sweep:
+    check_space_names(config)

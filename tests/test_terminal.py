@@ -1,0 +1,149 @@
+"""What a run shows: its terminal lines, a typo refused before the heavy imports, and TensorBoard
+hparams that tell one sweep from another (#21 items 1, 8, 9).
+
+A config typo is refused by bnlab.prechecks before launch.py imports JAX, Flax, TFDS or
+matplotlib: `python -X importtime` lists every module a run imported, so the test reads what was
+imported when the error was printed, with no clock. The names there are tied to the registries
+they copy.
+"""
+
+import importlib
+import logging
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from bnlab import checks
+from bnlab import models
+from bnlab import monitor
+from bnlab import optim
+from bnlab import prechecks
+from bnlab import records
+from bnlab import space
+from bnlab import strategies
+from bnlab import sweep
+from configs import sweep as sweep_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ('jax', 'flax', 'optax', 'tensorflow', 'tensorflow_datasets', 'matplotlib', 'orbax')
+# As the shell passes them.
+TYPOS = ['--config.sweep.strategy=randm', '--config.model.norm=btach',
+         '--config.sweep.space.optimizer.learning_rate=log_unifrm(1e-4,1)',
+         "--config.sweep.space.model.norm=choice('batch','btach')",
+         '--config.optimizer.name=adma', '--config.sweep.metric=val_acc']
+
+
+def test_prechecks_names_are_the_registries():
+  registries = {
+      'sweep.strategy': strategies.STRATEGIES, 'sweep.metric': checks.METRICS,
+      'model.name': models.MODELS, 'model.norm': models.NORMS,
+      'model.activation': models.ACTIVATIONS, 'model.bn_eval': checks.BN_EVALS,
+      'optimizer.name': optim.OPTIMIZERS, 'optimizer.schedule': optim.SCHEDULES}
+  for field, registry in registries.items():
+    assert prechecks.NAMES[field] == tuple(registry), field
+
+
+def _launch(*args, importtime=False):
+  command = [sys.executable, *(['-X', 'importtime'] if importtime else []), 'launch.py', *args]
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('typo', TYPOS)
+def test_a_typo_is_refused_before_jax_flax_tfds_or_matplotlib_are_imported(typo, tmp_path):
+  done = _launch('--config=configs/sweep.py', typo, f'--workdir={tmp_path / "w"}',
+                 importtime=True)
+  lines = done.stderr.splitlines()
+  said = [line for line in lines if not line.startswith('import time:')]
+  imported = {line.split('|')[-1].strip() for line in lines if line.startswith('import time:')}
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert len(said) == 1 and said[0].startswith('error: '), said
+  assert not imported & set(HEAVY), imported & set(HEAVY)
+  assert not os.path.exists(tmp_path / 'w')
+  # The full checks refuse the same config with the same line.
+  field, value = typo[len('--config.'):].split('=', 1)
+  config = space.with_overrides(sweep_config.get_config(), {field: value})
+  with pytest.raises(records.ConfigError) as e:
+    checks.check_config(config)
+  assert said[0] == f'error: {e.value}'
+
+
+def test_prechecks_pass_every_shipped_config():
+  for name in sorted(os.listdir(os.path.join(ROOT, 'configs'))):
+    if name.endswith('.py') and name != '__init__.py':
+      config = importlib.import_module(f'configs.{name[:-3]}').get_config()
+      prechecks.check_config(config)
+
+
+def test_describe_trials_says_how_many_and_which():
+  assert monitor.describe_trials([7]) == 'trial 7'
+  assert monitor.describe_trials(np.array([0, 2, 3, 4, 4])) == 'trials 0, 2-4'
+  assert monitor.describe_trials(range(5)) == 'trials 0-4'
+  scattered = list(range(1, 127, 2))[:60] + [122, 124, 126, 125, 123, 121]
+  assert monitor.describe_trials(scattered) == f'{len(set(scattered))} trials in 1-126'
+
+
+def test_format_rate_keeps_a_slow_rate_readable():
+  assert monitor.format_rate(512, 2.0) == '256 members/s'
+  assert monitor.format_rate(3, 2.0) == '1.5 members/s'
+  assert monitor.format_rate(2, 5.0) == '2.5 s/member'  # Not '0 members/s'.
+  assert monitor.format_rate(1, 250.0) == '250 s/member'
+
+
+def _epoch(trials, epoch=1, epochs=2):
+  population = types.SimpleNamespace(size=len(trials), trials=np.array(trials), epoch=epoch,
+                                     epochs=epochs)
+  metrics = {'diverged': np.zeros(len(trials), bool),
+             'val_accuracy': np.linspace(0.5, 0.9, len(trials))}
+  return population, metrics
+
+
+@pytest.mark.parametrize('quiet,level', [(False, logging.INFO), (True, logging.DEBUG)])
+def test_the_epoch_line_goes_below_the_bar_on_a_terminal(caplog, quiet, level):
+  caplog.set_level(logging.DEBUG, logger='absl')
+  sweep.Progress(66, quiet=quiet).on_epoch(*_epoch([1, 4, 9]), seconds=4.0)
+  [record] = [r for r in caplog.records if 'val_accuracy best' in r.getMessage()]
+  assert record.levelno == level
+  assert record.getMessage().startswith('trials 1, 4, 9 of 66 | epoch 1/2 |')
+  assert '1.3 s/member' in record.getMessage()
+
+
+def _hparams(workdir, trial):
+  acc = event_accumulator.EventAccumulator(
+      os.path.join(workdir, monitor.TENSORBOARD_DIR, f'trial_{trial:04d}'))
+  acc.Reload()
+  content = acc.PluginTagToContent('hparams')['_hparams_/session_start_info']
+  hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+  return {k: v.string_value for k, v in hparams.items() if v.WhichOneof('kind') == 'string_value'}
+
+
+def test_one_trial_launch_is_quiet_and_tensorboard_rows_name_their_sweep(config, digits, tmp_path):
+  """A single-trial launch (the panda way): no TPU line, the dataset's lines once, 'trial 0';
+  and two sweeps' trial 0 share their setting but not their hparams."""
+  del digits  # Prepared: the launch below only reads the data dir.
+  single = str(tmp_path / 'single')
+  done = _launch('--config=configs/test.py', f'--workdir={single}',
+                 f'--config.dataset.data_dir={config.dataset.data_dir}',
+                 '--config.sweep.num_trials=1', '--config.train.epochs=1')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "Unable to initialize backend 'tpu'" not in done.stderr
+  assert done.stderr.count('Reusing dataset') == 1 and done.stderr.count('Load dataset info') == 1
+  assert 'trial 0 of 1 | epoch 1/1 |' in done.stderr
+  # Another sweep's trial 0, with the same setting, through the monitor alone.
+  other = str(tmp_path / 'other')
+  live = monitor.Monitor(other, space.with_overrides(config, {'sweep.strategy': 'quasirandom'}),
+                         trial_epochs=1)
+  population, metrics = _epoch([0], epoch=1, epochs=1)
+  population.settings, population.started = [{'model.widths': (16, 16)}], np.zeros(1, int)
+  population.programs = types.SimpleNamespace(compile_seconds=0.0)
+  live.on_epoch(population, {**metrics, 'val_loss': np.ones(1)}, seconds=1.0)
+  live.close()
+  for workdir, strategy in ((single, 'random'), (other, 'quasirandom')):
+    hparams = _hparams(workdir, 0)
+    assert {k: hparams[k] for k in ('sweep.workdir', 'dataset.name', 'sweep.strategy')} == {
+        'sweep.workdir': workdir, 'dataset.name': 'digits', 'sweep.strategy': strategy}
