@@ -7,7 +7,7 @@ these included, with the registries themselves; a config these pass can still be
 
 The names below are the keys of registries that live next to the code that uses them
 (models.MODELS, optim.OPTIMIZERS, strategies.STRATEGIES, ...), which import JAX and Flax.
-tests/test_prechecks.py checks that each tuple here equals its registry, so neither can drift.
+tests/test_terminal.py checks that each tuple here equals its registry, so neither can drift.
 """
 
 import ml_collections
@@ -28,6 +28,7 @@ NAMES = {
     'model.bn_eval': ('running', 'batch', 'precise'),
     'optimizer.name': ('sgd', 'momentum', 'rmsprop', 'adam', 'adamw'),
     'optimizer.schedule': ('constant', 'cosine', 'warmup_cosine'),
+    'dataset.scaling': ('standardize', 'minmax', 'minmax_symmetric', 'none'),
 }
 
 

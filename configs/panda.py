@@ -1,4 +1,5 @@
-"""The panda way: one model, babysat. More epochs, a line per epoch to watch it learn.
+"""The panda way: one model, babysat. More epochs, its progress bar (a line per epoch when piped)
+to watch it learn.
 
     python launch.py --config=configs/panda.py
 

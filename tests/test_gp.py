@@ -143,6 +143,7 @@ def test_the_median_pruner_stops_gp_trials_and_tells_the_study(config, tmp_path,
   assert told.count(records.PRUNED) == len(pruned)
 
 
+@pytest.mark.slow  # gp resumes through tpe.run_batches, which test_resume_strategies covers.
 def test_an_interrupted_gp_sweep_resumes_to_the_uninterrupted_results(
     config, tmp_path, monkeypatch):
   config = space.with_overrides(config, {**TRAINED, 'train.epochs': 2,

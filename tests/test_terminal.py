@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from bnlab import checks
+from bnlab import data
 from bnlab import models
 from bnlab import monitor
 from bnlab import optim
@@ -36,7 +37,8 @@ HEAVY = ('jax', 'flax', 'optax', 'tensorflow', 'tensorflow_datasets', 'matplotli
 TYPOS = ['--config.sweep.strategy=randm', '--config.model.norm=btach',
          '--config.sweep.space.optimizer.learning_rate=log_unifrm(1e-4,1)',
          "--config.sweep.space.model.norm=choice('batch','btach')",
-         '--config.optimizer.name=adma', '--config.sweep.metric=val_acc']
+         '--config.optimizer.name=adma', '--config.sweep.metric=val_acc',
+         '--config.dataset.scaling=minmx']
 
 
 def test_prechecks_names_are_the_registries():
@@ -44,7 +46,8 @@ def test_prechecks_names_are_the_registries():
       'sweep.strategy': strategies.STRATEGIES, 'sweep.metric': checks.METRICS,
       'model.name': models.MODELS, 'model.norm': models.NORMS,
       'model.activation': models.ACTIVATIONS, 'model.bn_eval': checks.BN_EVALS,
-      'optimizer.name': optim.OPTIMIZERS, 'optimizer.schedule': optim.SCHEDULES}
+      'optimizer.name': optim.OPTIMIZERS, 'optimizer.schedule': optim.SCHEDULES,
+      'dataset.scaling': data.SCALINGS}
   for field, registry in registries.items():
     assert prechecks.NAMES[field] == tuple(registry), field
 
