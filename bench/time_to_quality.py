@@ -43,6 +43,7 @@ BNLAB = {
     'hyperband': ('configs/hyperband.py', []),
     'tpe': ('configs/tpe.py', []),
     'pbt': ('configs/pbt.py', []),
+    'gp': ('configs/gp.py', []),
 }
 SMOKE_BNLAB = ('halving',)
 POLL_SECONDS = 0.2

@@ -5,8 +5,9 @@ each batch one program.
 
 The first batch is the sampler's random start-up (its first 10 complete trials); each later batch
 is asked after the previous ones were told their val_accuracy, the trials of a batch kept apart by
-q-batch expected improvement (bnlab/strategies/gp.py). Expected: not measured yet on this
-machine; experiments/strategies.py compares it with tpe (0.993 on digits, README, Strategies).
+q-batch expected improvement (bnlab/strategies/gp.py). Expected on `digits`: best validation
+accuracy 0.9965 (four trials tie; test 0.9889), the whole command ~66 s on a quiet 2-core CPU
+(56 s of it the 64 trials, the GP's fits and asks between batches included).
 """
 
 from configs import sweep
