@@ -76,11 +76,11 @@ def test_sweep_writes_every_contract_file(sweep_dir, config):
     assert json.load(f)['sweep']['num_trials'] == config.sweep.num_trials
 
 
-def test_best_config_trains_the_winner_alone_to_its_sweep_result(sweep_dir, tmp_path):
+def test_best_config_trains_the_winner_alone_to_its_sweep_result(sweep_dir):
   with open(os.path.join(sweep_dir, 'best.json')) as f:
     best = json.load(f)
-  launch(f'--config={os.path.join(sweep_dir, "best_config.py")}', f'--workdir={tmp_path}')
-  with open(tmp_path / 'results.csv') as f:
+  launch(f'--config={os.path.join(sweep_dir, "best_config.py")}')  # Into <sweep>_best.
+  with open(os.path.join(f'{sweep_dir}_best', 'results.csv')) as f:
     (alone,) = list(csv.DictReader(f))
   assert abs(float(alone['val_accuracy']) - best['val_accuracy']) <= 0.01
 

@@ -112,7 +112,8 @@ def best_config_source(config: ml_collections.ConfigDict, best: TrialRecord, wor
   literal = pprint.pformat(config.to_dict(), indent=1, width=96, sort_dicts=False)
   return (f'"""Trial {best.trial} of the sweep in {workdir}: {metric} '
           f'{best.value(metric):.4f}. Train it alone:\n\n'
-          f'    python launch.py --config={os.path.join(workdir, "best_config.py")}\n"""\n\n'
+          f'    python launch.py --config={os.path.join(workdir, "best_config.py")}\n\n'
+          f'(into {os.path.normpath(workdir)}_best unless --workdir says otherwise).\n"""\n\n'
           f'import ml_collections\n\n\ndef get_config():\n'
           f'  return ml_collections.ConfigDict(\n{_indent(literal, 6)})\n')
 
