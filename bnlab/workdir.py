@@ -42,8 +42,8 @@ def owned(workdir: str) -> bool:
 
 def clear(workdir: str) -> None:
   """Deletes `workdir` for --overwrite, only if bnlab owns it; a missing one is fine."""
-  if not files.exists(workdir):
-    return
+  if not files.exists(workdir) or not _entries(workdir):  # New (only this launch's lock): nothing
+    return                                                 # to delete, nobody's data to keep.
   if not owned(workdir):
     raise records.ConfigError(
         f'--overwrite: {workdir} was not created by bnlab (it has no {MARKER}), so bnlab will '

@@ -64,6 +64,16 @@ def test_overwrite_deletes_only_after_every_check_that_needs_the_data(config, tm
     assert json.load(f)['optimizer']['b1'] == 0.8
 
 
+def test_overwrite_of_a_new_or_empty_folder_just_trains(config, tmp_path):
+  """--overwrite on a path that does not exist yet (the launch's lock creates it) or on an empty
+  folder has nothing to delete: it trains, as without the flag."""
+  for workdir in (str(tmp_path / 'new'), str(tmp_path / 'empty')):
+    if workdir.endswith('empty'):
+      os.makedirs(workdir)
+    assert len(sweep.run(_small(config), workdir, overwrite=True)) == 2
+    assert workdir_lib.owned(workdir)
+
+
 def test_a_new_workdir_is_marked_and_a_users_folder_is_not(config, tmp_path):
   sweep.run(_small(config), str(tmp_path / 'new'))
   assert workdir_lib.owned(str(tmp_path / 'new'))
