@@ -41,6 +41,7 @@ from bnlab import lazy
 from bnlab import parallel
 from bnlab import records
 
+
 def _hashed_tree(config: ml_collections.ConfigDict) -> dict:
   """The config as chunk_key hashes it: without the result-neutral fields, without fields added
   since (records.ADDED_FIELDS) while at their old-behaviour value, and without empty sections
