@@ -1,10 +1,9 @@
 """sweep.strategy=gp: GP batches of K distinct settings trained in one program, every spec kind
 inside its range, seeded batches, resume from the journal, and bad sweep.gp.batch_size."""
-# test_resume's helpers (_count_epochs, _results) serve this file too.
+# test_resume's helpers (_count_epochs, _results) and test_strategies' fake Context serve here.
 # pylint: disable=protected-access
 
 import concurrent.futures
-import math
 import os
 import re
 import subprocess
@@ -17,10 +16,10 @@ from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
 from bnlab import sweep
-from bnlab.strategies import base
 from bnlab.strategies import gp
 from bnlab.strategies import tpe
 from tests import test_resume
+from tests import test_strategies
 from tests.conftest import ROOT
 
 # One spec of each kind the GP takes: log, 1-beta, int and categorical.
@@ -40,21 +39,8 @@ def _short_startup(monkeypatch):
   monkeypatch.setattr(gp, 'STARTUP_TRIALS', 3)
 
 
-class _FakeContext(base.Context):
-  """Stands in for the population loop: val_accuracy = objective(setting), no training."""
-
-  def __init__(self, config, specs, calls, objective):
-    super().__init__(config, specs, data={}, num_classes=0, max_parallel=0)
-    self.calls, self.objective = calls, objective
-
-  def train(self, settings, first_trial):
-    self.calls.append((first_trial, len(settings)))
-    return [records.TrialRecord(first_trial + i, s, 'ok', {'val_accuracy': self.objective(s)},
-                                epochs=1) for i, s in enumerate(settings)]
-
-
-def _near_1e2(setting):
-  return -abs(math.log10(setting['optimizer.learning_rate']) + 2)
+_FakeContext = test_strategies._FakeContext  # val_accuracy = objective(setting), no training.
+_near_1e2 = test_strategies._near_1e2
 
 
 def _fake_run(config, seed=0, num_trials=12, batch_size=4):
