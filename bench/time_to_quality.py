@@ -44,6 +44,9 @@ BNLAB = {
     'tpe': ('configs/tpe.py', []),
     'pbt': ('configs/pbt.py', []),
     'gp': ('configs/gp.py', []),
+    'tpe_slot': ('configs/tpe_slot.py', []),
+    'gp_slot': ('configs/tpe_slot.py', ['--config.sweep.strategy=gp',
+                                        '--config.sweep.gp.batch_size=8']),
 }
 SMOKE_BNLAB = ('halving',)
 POLL_SECONDS = 0.2

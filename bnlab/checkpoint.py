@@ -110,10 +110,11 @@ class SweepCheckpointer:
   skip their last epoch: their results go to the journal instead (`save_chunk`).
   """
 
-  def __init__(self, workdir, every=1):
+  def __init__(self, workdir, every=1, keep=False):
     # Orbax (tensorstore) wants absolute paths; the default workdir runs/<name> is relative.
     self.root = os.path.join(files.absolute(workdir), 'checkpoints')  # gs:// stays as it is.
     self.every = int(every)
+    self.keep = bool(keep)  # train.keep_checkpoints: keep a journaled chunk's checkpoints.
     self._managers = {}
     absl_logging.get_absl_logger().addFilter(_QUIET_ORBAX)  # Adding it twice keeps one.
 
@@ -232,8 +233,22 @@ class SweepCheckpointer:
     return done
 
   def save_chunk(self, key: str, done: list[records.TrialRecord]) -> None:
+    """Journals a finished chunk's records, then (unless `keep`) removes its mid-run checkpoints:
+    the journal is all a resume or a rebuild reads of a finished chunk again."""
     if parallel.is_writer():  # Every process holds the same records; Orbax saves are collective.
       files.write_text(self._journal_path(key), integrity.records_text(done))
+      if not self.keep:
+        self._discard(key)
+
+  def _discard(self, key: str) -> None:
+    """Removes chunk `key`'s population checkpoints and their manifests (bnlab's own folders)."""
+    manager = self._managers.pop(key, None)
+    if manager is not None:
+      manager.close()
+    for folder in ('populations', 'manifests'):
+      path = os.path.join(self.root, folder, key)
+      if files.exists(path):
+        files.rmtree(path)
 
   def mark_complete(self, workdir: str, summary: dict[str, Any]) -> None:
     """Writes complete.json: `summary` and the SHA-256 of each results file now in `workdir`."""

@@ -8,13 +8,16 @@ import ml_collections
 import tensorflow_datasets as tfds
 
 from bnlab import data as data_lib
+from bnlab import densenet
 from bnlab import files
 from bnlab import models
 from bnlab import npz
 from bnlab import optim
+from bnlab import prechecks
 from bnlab import records
 from bnlab import space
 from bnlab import strategies
+from bnlab.strategies import asked
 from bnlab.strategies import pruning
 from bnlab import validate
 
@@ -57,10 +60,15 @@ def check_trial(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive ints')
   _positive(config, 'model.groups')
   _positive(config, 'model.depth')
+  _positive(config, 'model.growth_rate')
   models.check_norm(config.model)  # Each norm's own check: group's divisor, instance's pixels.
+  densenet.check(config.model)  # And group's divisor of the growth rate.
   _positive(config, 'train.batch_size')
   _positive(config, 'train.epochs')
   _positive(config, 'train.checkpoint_every', minimum=0)
+  if not isinstance(config.train.keep_checkpoints, bool):
+    raise ConfigError(f'train.keep_checkpoints={config.train.keep_checkpoints!r} must be True or '
+                      'False')
   for field, bounds in INTERVALS.items():
     validate.within(config, field, *bounds)
 
@@ -70,12 +78,13 @@ def check_sweep(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   _choice(config, 'sweep.strategy', strategies.STRATEGIES)
   _choice(config, 'sweep.metric', tuple(METRICS))
   _choice(config, 'sweep.mode', ('max', 'min'))
+  _choice(config, 'sweep.select', records.SELECTS)
   _positive(config, 'sweep.num_trials')
   _positive(config, 'sweep.max_parallel')
   if not 0 < config.dataset.val_fraction < 1:
     raise ConfigError(f'dataset.val_fraction={config.dataset.val_fraction!r} must lie in (0, 1)')
   try:
-    specs = space.parse_space(config.sweep.space)
+    specs = prechecks.bind_conditions(space.parse_space(config.sweep.space), config)
   except space.SpecError as e:
     raise ConfigError(str(e)) from None
   for field, spec in specs.items():
@@ -223,3 +232,4 @@ def check_strategy(config: ml_collections.ConfigDict, specs: dict[str, space.Spe
     raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
   strategies.STRATEGIES[strategy].check(config, specs)
   pruning.check(config)
+  asked.check(config, specs)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from bnlab import densenet
 from bnlab import norms
 from bnlab.records import ConfigError
 
@@ -212,6 +213,7 @@ class MLP(nn.Module):
   bn_epsilon: Any = 1e-5
   init_scale: Any = 1.0
   depth: int = 1  # Unused: the fields of every model are the same (see make_model).
+  growth_rate: int = 12  # Unused, as depth.
 
   @nn.compact
   def __call__(self, x, train=False):
@@ -275,7 +277,10 @@ class ResNet(MLP):
     return nn.Dense(self.num_classes, kernel_init=kernel_init(self.init_scale))(x.mean((1, 2)))
 
 
-MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet}
+MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet': ResNet,
+          # bnlab.densenet sits below this module: its DenseNet gets bnlab's layers handed in.
+          'densenet': functools.partial(densenet.DenseNet, layers=densenet.Layers(
+              Norm, conv_layer, kernel_init, tuple(ACTIVATIONS.items())))}
 # bnlab's model fields that are traced per member (member.MODEL_HPARAMS); a module of the user's
 # gets those of them it declares.
 DYNAMIC_FIELDS = ('bn_momentum', 'bn_epsilon', 'init_scale')
@@ -374,5 +379,6 @@ def make_model(model_config: ml_collections.ConfigDict, num_classes: int,
   return MODELS[model_config.name](
       widths=tuple(model_config.widths), num_classes=num_classes, norm=model_config.norm,
       activation=model_config.activation, groups=model_config.groups, depth=model_config.depth,
+      growth_rate=model_config.growth_rate,
       bn_momentum=model_hparams['bn_momentum'], bn_epsilon=model_hparams['bn_epsilon'],
       init_scale=model_hparams['init_scale'])

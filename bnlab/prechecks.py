@@ -10,6 +10,8 @@ The names below are the keys of registries that live next to the code that uses 
 tests/test_terminal.py checks that each tuple here equals its registry, so neither can drift.
 """
 
+import dataclasses
+
 import ml_collections
 
 from bnlab import records
@@ -22,7 +24,7 @@ NAMES = {
                        'tpe', 'hyperband', 'gp'),
     'sweep.metric': tuple(records.SELECTABLE),
     'sweep.mode': ('max', 'min'),
-    'model.name': ('mlp', 'cnn', 'resnet'),
+    'model.name': ('mlp', 'cnn', 'resnet', 'densenet'),
     'model.norm': ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none'),
     'model.activation': ('relu', 'sigmoid', 'tanh'),
     'model.bn_eval': ('running', 'batch', 'precise'),
@@ -45,14 +47,48 @@ def check_names(config: ml_collections.ConfigDict) -> None:
       validate.choice(config, field, valid)
 
 
+def bind_conditions(specs: dict[str, space.Spec],
+                    config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
+  """`specs` with each condition's base value read from `config` (what a condition reads where
+  its field is not swept, or is inactive). Raises SpecError naming the field for a condition on
+  a field the config lacks, a circular one, or one its field's swept choices never meet."""
+  out = {field: _bound(field, spec, specs, config) for field, spec in specs.items()}
+  space.condition_order(out)  # Refuses circular conditions.
+  return out
+
+
+def _bound(field, spec, specs, config):
+  cond = spec.condition
+  if cond is None:
+    return spec
+  where = f'sweep.space.{field}: its condition `if {cond.text}`'
+  if not validate.has_field(config, cond.field):
+    raise space.SpecError(f'{where} reads {cond.field}, which is not a config field; condition '
+                          'on a field that configs/default.py defines')
+  parent = specs.get(cond.field)
+  if (parent and not parent.is_numeric and parent.condition is None
+      and not any(v in parent.args for v in cond.values)):
+    raise space.SpecError(f'{where} never holds: sweep.space.{cond.field} gives only '
+                          + ', '.join(map(repr, parent.args)))
+  base = validate.get_field(config, cond.field)
+  return dataclasses.replace(spec, condition=dataclasses.replace(cond, base=base, bound=True))
+
+
 def check_space_names(config: ml_collections.ConfigDict) -> None:
-  """Each spec of sweep.space parses, and each choice of a named field is a valid name."""
+  """Each spec of sweep.space parses, its condition reads a config field, and each choice of a
+  named field (and each value a condition compares a named field with) is a valid name."""
   try:
-    specs = space.parse_space(config.sweep.space)
+    specs = bind_conditions(space.parse_space(config.sweep.space), config)
   except space.SpecError as e:
     raise records.ConfigError(str(e)) from None
   texts = space.flatten(config.sweep.space)
   for field, spec in specs.items():
+    cond = spec.condition
+    for value in cond.values if cond and cond.field in NAMES else ():
+      if value not in NAMES[cond.field] and not _custom(cond.field, value):
+        raise records.ConfigError(
+            f'sweep.space.{field}={texts[field]!r}: its condition compares {cond.field} with '
+            f'{value!r}, which is not one of: {", ".join(NAMES[cond.field])}')
     if field not in NAMES or spec.is_numeric:
       continue
     for value in spec.args:

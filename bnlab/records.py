@@ -17,18 +17,25 @@ SCALARS = ('train_loss', 'val_loss', 'val_accuracy')
 SELECTABLE = {'val_accuracy': 'max', 'val_loss': 'min', 'train_loss': 'min'}
 # With model.bn_eval batch or precise: the same model scored with its running averages.
 RUNNING = ('val_loss_running', 'val_accuracy_running')
+# sweep.select: which epoch's validation metrics rank a trial (its last, or its best by
+# sweep.metric). Every record also carries BEST_EPOCH and `<metric>_best` (`with_best_epoch`).
+SELECTS = ('last', 'best')
+BEST_EPOCH = 'best_epoch'
 
 OK, DIVERGED, PRUNED = 'ok', 'diverged', 'pruned'
+STOPPED = 'stopped'  # By train.patience: no better sweep.metric for that many epochs.
 # Read back from progress.jsonl only: stopped before its last epoch, or done but not yet written.
 PARTIAL, TRAINED = 'partial', 'trained'
 
 # Config fields that change no result: a workdir may be resumed with other values of them.
-RESULT_NEUTRAL = ('train.checkpoint_every',)
+RESULT_NEUTRAL = ('train.checkpoint_every', 'train.keep_checkpoints')
 # Config fields added after workdirs were written, at the value that keeps the old behaviour: a
 # workdir whose config.json lacks one matches a config that leaves it at that value, and its
 # checkpoints and journalled trials keep their names (checkpoint.chunk_key leaves them out).
 ADDED_FIELDS = {'sweep.pruner': 'none', 'sweep.pruner_warmup': 1, 'sweep.pruner_percentile': 50.0,
-                'dataset.scaling': 'standardize', 'sweep.gp.batch_size': 8}
+                'dataset.scaling': 'standardize', 'sweep.gp.batch_size': 8,
+                'sweep.ask': 'batch', 'train.patience': 0, 'sweep.select': 'last',
+                'model.growth_rate': 12}
 
 
 class ConfigError(ValueError):
@@ -119,6 +126,33 @@ def top_tie(records: Iterable[TrialRecord], metric: str, mode: str) -> str:
   order = 'lower' if second_mode == 'min' else 'higher'
   return (f'{tied} trials tie at {best:.4f} {metric}; ranked by {second} ({order} first), '
           'then trial id')
+
+
+def best_epoch(record: TrialRecord, metric: str, mode: str) -> tuple[int | None, dict]:
+  """The first epoch of `record`'s history with its best finite `metric` (none from a diverged
+  trial's blow-up on), and that history row; (None, {}) when no epoch has one."""
+  last = record.diverged_epoch - 1 if record.status == DIVERGED and record.diverged_epoch \
+      else len(record.history)
+  best, row = None, {}
+  for candidate in record.history[:last]:
+    value = candidate.get(metric, math.nan)
+    if math.isfinite(value) and (best is None or oriented(value, mode) > oriented(row[metric],
+                                                                                     mode)):
+      best, row = candidate['epoch'], candidate
+  return best, row
+
+
+def with_best_epoch(record: TrialRecord, metric: str, mode: str,
+                    select: str = 'last') -> TrialRecord:
+  """`record` with BEST_EPOCH and `<metric>_best` in its metrics; with select='best' its
+  validation and train metrics are that epoch's (test_accuracy stays the last epoch's: the
+  parameters a sweep keeps are the last ones; best_config.py trains to the best epoch)."""
+  epoch, row = best_epoch(record, metric, mode)
+  metrics = {**record.metrics, BEST_EPOCH: float(epoch) if epoch else math.nan,
+             f'{metric}_best': float(row[metric]) if row else math.nan}
+  if select == 'best' and row and record.status != DIVERGED:
+    metrics.update({m: float(row[m]) for m in SCALARS if m in row})
+  return dataclasses.replace(record, metrics=metrics)
 
 
 def count(n: int, noun: str) -> str:

@@ -4,13 +4,18 @@ A spec maps a number u in [0, 1) to a value through its inverse CDF, so every sa
 quasi-random, coarse-to-fine boxes) only has to produce u's. Trial i's u for a field comes from
 a generator seeded with (seed, i, field), so trial i keeps its setting when num_trials grows and
 when other fields are added to the space.
+
+A spec may end with `if FIELD == VALUE` or `if FIELD in (V1, V2)` (a `Condition`): where FIELD's
+value in the trial is none of the values, the field is left out of the trial's setting (`active`)
+and keeps its config value. Its u is still drawn, so no other field's value moves.
 """
 
 import ast
 import dataclasses
-import itertools
+import io
 import math
 import re
+import tokenize
 from typing import Any
 import zlib
 
@@ -19,6 +24,7 @@ import numpy as np
 KINDS = ('uniform', 'log_uniform', 'one_minus_log_uniform', 'int_uniform', 'choice', 'grid')
 NUMERIC_KINDS = ('uniform', 'log_uniform', 'one_minus_log_uniform', 'int_uniform')
 _SPEC_RE = re.compile(r'^\s*([a-z_]+)\s*\((.*)\)\s*$', re.DOTALL)
+_CONDITION_FORM = 'end a spec with `if FIELD == VALUE` or `if FIELD in (V1, V2)`'
 
 
 class SpecError(ValueError):
@@ -26,9 +32,27 @@ class SpecError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Condition:
+  """`if field == v` / `if field in (v1, v2)`. `base` is field's config value (set by
+  prechecks.bind_conditions): what it reads where field is not swept, or swept but inactive."""
+  field: str
+  values: tuple
+  text: str
+  base: Any = None
+  bound: bool = False
+
+  def holds(self, setting: dict[str, Any]) -> bool:
+    """Whether the condition holds in a trial whose (active) swept values are `setting`."""
+    if self.field not in setting and not self.bound:  # A programming error, not the user's.
+      raise ValueError(f'`if {self.text}`: unbound; call prechecks.bind_conditions first')
+    return setting.get(self.field, self.base) in self.values
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
   kind: str
   args: tuple
+  condition: Condition | None = None
 
   @property
   def scale(self) -> str:
@@ -68,7 +92,9 @@ class Spec:
 
 def parse(text: str, field: str = 'spec') -> Spec:
   """Parses one spec string; raises SpecError naming `field` when it is not valid."""
-  match = _SPEC_RE.match(text)
+  body, clause = _split_condition(text)
+  condition = None if clause is None else _parse_condition(clause, field, text)
+  match = _SPEC_RE.match(body)
   if not match or match.group(1) not in KINDS:
     raise SpecError(f'sweep.space.{field}={text!r} is not a spec; write one of '
                     + ', '.join(f'{k}(...)' for k in KINDS))
@@ -78,7 +104,55 @@ def parse(text: str, field: str = 'spec') -> Spec:
   except (SyntaxError, ValueError):
     raise SpecError(f'sweep.space.{field}={text!r}: arguments must be Python literals') from None
   _check_args(kind, args, field, text)
-  return Spec(kind, tuple(args))
+  return Spec(kind, tuple(args), condition)
+
+
+def _split_condition(text: str) -> tuple[str, str | None]:
+  """(the spec, the text after its `if` outside brackets and strings, or None if it has none)."""
+  depth, lines = 0, text.splitlines(keepends=True)
+  try:
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+      if token.type == tokenize.OP:
+        depth += (token.string in '([{') - (token.string in ')]}')
+      elif token.type == tokenize.NAME and token.string == 'if' and depth == 0:
+        at = sum(map(len, lines[:token.start[0] - 1])) + token.start[1]
+        return text[:at], text[at + 2:]
+  except (tokenize.TokenError, SyntaxError):  # Unbalanced: parse() words the error.
+    pass
+  return text, None
+
+
+def _parse_condition(clause: str, field: str, text: str) -> Condition:
+  """`FIELD == VALUE` or `FIELD in (V1, ...)`; values are literals, a bare word a string."""
+  where = f'sweep.space.{field}={text!r}'
+  try:
+    node = ast.parse(clause.strip(), mode='eval').body
+  except SyntaxError:
+    node = None
+  if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+          and isinstance(node.ops[0], (ast.Eq, ast.In)) and _dotted(node.left)):
+    raise SpecError(f'{where}: malformed condition `if {clause.strip()}`; {_CONDITION_FORM}')
+  right, listed = node.comparators[0], isinstance(node.ops[0], ast.In)
+  if listed and not (isinstance(right, (ast.Tuple, ast.List)) and right.elts):
+    raise SpecError(f'{where}: `in` needs a parenthesised list of values; {_CONDITION_FORM}')
+  try:
+    values = tuple(_literal(v) for v in (right.elts if listed else [right]))
+  except ValueError:
+    raise SpecError(f'{where}: condition values must be Python literals or bare words') from None
+  return Condition(_dotted(node.left), values, clause.strip())
+
+
+def _dotted(node: ast.AST) -> str | None:
+  """`optimizer.name` from its Attribute node; None for anything but a dotted name."""
+  if isinstance(node, ast.Name):
+    return node.id
+  parent = _dotted(node.value) if isinstance(node, ast.Attribute) else None
+  return parent and f'{parent}.{node.attr}'
+
+
+def _literal(node: ast.AST) -> Any:
+  """A condition value: a bare word (`momentum`) is its text, else a Python literal."""
+  return node.id if isinstance(node, ast.Name) else ast.literal_eval(node)
 
 
 def _check_args(kind, args, field, text):
@@ -118,7 +192,39 @@ def flatten(space: Any) -> dict[str, str]:
 
 def parse_space(space: Any) -> dict[str, Spec]:
   """The swept fields of a `sweep.space`, as {dotted field: Spec}, sorted by name."""
-  return {field: parse(text, field) for field, text in sorted(flatten(space).items())}
+  specs = {field: parse(text, field) for field, text in sorted(flatten(space).items())}
+  condition_order(specs)  # Refuses circular conditions.
+  return specs
+
+
+def condition_order(specs: dict[str, Spec]) -> list[str]:
+  """The fields of `specs`, each after the swept field its condition reads (else by name);
+  raises SpecError naming a field whose conditions lead back to it."""
+  depth = {}
+  for field in specs:
+    chain = [field]
+    while (cond := specs[chain[-1]].condition) and cond.field in specs:
+      if cond.field in chain:
+        loop = ' -> '.join(chain[chain.index(cond.field):] + [cond.field])
+        raise SpecError(f'sweep.space.{field}: circular conditions: {loop}')
+      chain.append(cond.field)
+    depth[field] = len(chain)
+  return sorted(specs, key=lambda f: (depth[f], f))
+
+
+def conditional(specs: dict[str, Spec]) -> bool:
+  return any(spec.condition for spec in specs.values())
+
+
+def active(specs: dict[str, Spec], setting: dict[str, Any]) -> dict[str, Any]:
+  """`setting` without the fields whose condition does not hold, parents decided first (a
+  field whose parent is inactive reads the parent's config value)."""
+  out = dict(setting)
+  for field in condition_order(specs):
+    cond = specs[field].condition
+    if cond and field in out and not cond.holds(out):
+      del out[field]
+  return out
 
 
 def field_key(seed: int, trial: int, field: str) -> list[int]:
@@ -130,7 +236,7 @@ def random_trials(specs: dict[str, Spec], seed: int, num_trials: int) -> list[di
   """num_trials settings; trial i depends only on (seed, i) and each field's own spec."""
   trials = np.arange(num_trials)
   columns = {field: random_u(seed, trials, field).tolist() for field in specs}
-  return [{field: spec.value(columns[field][i]) for field, spec in specs.items()}
+  return [active(specs, {field: spec.value(columns[field][i]) for field, spec in specs.items()})
           for i in range(num_trials)]
 
 
@@ -236,14 +342,6 @@ def check_grid(specs: dict[str, Spec]) -> None:
   not_grid = [f for f, s in specs.items() if s.kind != 'grid']
   if not_grid:
     raise SpecError(f'sweep.space.{not_grid[0]}: sweep.strategy=grid takes only grid(...) specs')
-
-
-def grid_trials(specs: dict[str, Spec]) -> list[dict[str, Any]]:
-  """The cartesian product of the grid specs, in the order of sorted field names."""
-  check_grid(specs)
-  fields = list(specs)
-  return [dict(zip(fields, values))
-          for values in itertools.product(*(specs[f].args for f in fields))]
 
 
 def get_field(config: Any, field: str) -> Any:

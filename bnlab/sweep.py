@@ -59,12 +59,13 @@ class Progress:
     seen = np.concatenate([np.asarray(self.finished, np.float32), acc])
     seen = seen[np.isfinite(seen)]
     best, median = (seen.max(), np.median(seen)) if seen.size else (np.nan, np.nan)
-    logging.log(self.level, '%s of %d | epoch %d/%d | val_accuracy best %.4f median %.4f | %s '
+    own = population.epoch - np.asarray(population.started[:size])  # Slots start apart.
+    epochs = f'{own.min()}' if own.min() == own.max() else f'{own.min()}-{own.max()}'
+    logging.log(self.level, '%s of %d | epoch %s/%d | val_accuracy best %.4f median %.4f | %s '
                 '(member-epochs)', monitor.describe_trials(population.trials[:size]),
-                self.num_trials, population.epoch, population.epochs, best, median,
+                self.num_trials, epochs, population.epochs, best, median,
                 monitor.format_rate(len(population.trials), seconds))
-    if population.epoch == population.epochs:
-      self.finished.extend(acc.tolist())
+    self.finished.extend(acc[own == population.epochs].tolist())
 
 
 def open_workdir(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False,
@@ -86,7 +87,8 @@ def open_workdir(config: ml_collections.ConfigDict, workdir: str, overwrite: boo
       print(f'kept the damaged files as {", ".join(moved)} in {workdir}', file=sys.stderr)
     files.write_text(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2))
   parallel.sync('open_workdir')  # The others see the workdir only once process 0 has set it up.
-  return checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every)
+  return checkpoint.SweepCheckpointer(workdir, config.train.checkpoint_every,
+                                     config.train.keep_checkpoints)
 
 
 def _log_throughput(done, config, data, seconds, live):
@@ -187,6 +189,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 def _finish(config, specs, workdir, done, data, start, live, checkpointer):
   """Writes the results files and the report, says where, and marks the workdir complete."""
   _log_throughput(done, config, data, time.perf_counter() - start, live)
+  sweep = config.sweep
+  done = [records.with_best_epoch(r, sweep.metric, sweep.mode, sweep.select) for r in done]
   best = results_files.write_sweep(workdir, config, specs, done)
   logging.info('%s in %.1f s', records.count(len(done), 'trial'), time.perf_counter() - start)
   print(results_files.leaderboard(done, list(specs), config.sweep.metric, config.sweep.mode))

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from absl import logging
 
-PRELOAD = ('bnlab.reporting.pages', 'optuna.importance')
+PRELOAD = ('bnlab.reporting.pages', 'optuna.importance', 'plotly.graph_objects', 'plotly.io')
 _pool = None
 
 

@@ -27,13 +27,15 @@ def get_config():
   config.dataset.scaling = 'standardize'
 
   config.model = ml_collections.ConfigDict()
-  # mlp | cnn | resnet, or PACKAGE.MODULE:ATTR: a flax.linen.Module of your own (README).
+  # mlp | cnn | resnet | densenet, or PACKAGE.MODULE:ATTR: a flax.linen.Module of your own (README).
   config.model.name = 'mlp'
-  config.model.widths = (128, 128, 128)  # Hidden sizes (MLP) or channels (CNN/ResNet).
+  # Hidden sizes (MLP) or channels (CNN; ResNet/DenseNet: entering each stage).
+  config.model.widths = (128, 128, 128)
   config.model.norm = 'batch'  # batch | batch_scratch | layer | group | instance | none
   config.model.activation = 'relu'  # relu | sigmoid | tanh
   config.model.groups = 8  # Groups of `group` norm; must divide every width.
-  config.model.depth = 2  # Residual blocks per stage (ResNet).
+  config.model.depth = 2  # Residual blocks (ResNet) or dense layers (DenseNet) per stage.
+  config.model.growth_rate = 12  # Channels each DenseNet layer adds; groups must divide it.
   config.model.bn_momentum = 0.9  # Running-average decay: avg <- m * avg + (1 - m) * batch.
   config.model.bn_epsilon = 1e-5
   config.model.bn_eval = 'running'  # running | batch | precise: statistics used at test time.
@@ -57,11 +59,18 @@ def get_config():
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 64
   config.train.epochs = 10
+  # Early stopping: a trial whose sweep.metric has not improved for this many epochs stops
+  # (status `stopped`; its slot goes to the next trial); 0 = off. Lists of trials, as sweep.pruner.
+  config.train.patience = 0
   # Checkpoint the sweep every this many epochs; 0 = never. A chunk's last epoch is not saved:
   # its results go to the journal instead (halving and pbt save theirs: 0 = the last epoch only).
   # A killed run resumes from its last checkpoint when the same command runs again.
   # One Orbax save of configs/sweep.py's 64-member chunk costs about half an epoch on 2 CPU cores.
   config.train.checkpoint_every = 5
+  # A finished chunk's mid-run checkpoints are removed once its results are journaled (they were
+  # 97% of a sweep's workdir); True keeps them. Halving's, PBT's and Hyperband's stay either way:
+  # a rebuild of their results reads them.
+  config.train.keep_checkpoints = False
 
   config.sweep = ml_collections.ConfigDict()
   # grid | random | quasirandom | coarse_to_fine | halving | pbt | tpe | hyperband | gp
@@ -69,6 +78,9 @@ def get_config():
   config.sweep.num_trials = 1
   config.sweep.metric = 'val_accuracy'  # val_accuracy | val_loss | train_loss
   config.sweep.mode = 'max'  # max | min
+  # Which epoch's validation metrics rank a trial: last | best (its best epoch by sweep.metric;
+  # best_config.py then trains to that epoch). results.csv has best_epoch either way.
+  config.sweep.select = 'last'
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
   config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
   # Lists of trials (grid, random, quasirandom, coarse_to_fine, tpe, gp) may stop a trial early:
@@ -77,6 +89,9 @@ def get_config():
   config.sweep.pruner = 'none'
   config.sweep.pruner_warmup = 1
   config.sweep.pruner_percentile = 50.0
+  # tpe and gp: batch (ask batch_size trials, learn when all have stopped) | slot (ask one trial
+  # whenever a slot frees, at every epoch boundary: with a pruner, the sampler learns per epoch).
+  config.sweep.ask = 'batch'
 
   # Each strategy's own knobs, in its own section (bnlab/strategies/<name>.py checks them).
   config.sweep.coarse_to_fine = ml_collections.ConfigDict()

@@ -1,10 +1,14 @@
-"""Skip connections: a plain deep CNN vs a ResNet of the same depth (He et al. 2016).
+"""Skip connections: a plain deep CNN vs a ResNet (He et al. 2016) vs a DenseNet (Huang et al.
+2017) of the same depth.
 
 ResNet-20 (a 3x3 stem, three stages of three residual blocks of two 3x3 convs, a Dense head:
 20 weight layers) against a plain CNN of 19 3x3 convs and the same head (20 weight layers, no
-skips), both with batch norm and both without any normalization; momentum SGD at two learning
-rates per model (the members of one program). Measured: train loss per epoch and the gradient
-norm of every layer's kernel at initialization, on one batch.
+skips) and a DenseNet of three dense blocks of six 3x3 convs each, the same stem and head (20
+weight layers, growth rate 12). Weight layers are counted alike: the 3x3 convs and the head; the
+1x1 convs at the stage boundaries (the ResNet's two projections, the DenseNet's two transitions)
+are not counted, nor plotted. Each with batch norm and without any normalization; momentum SGD
+at two learning rates per model (the members of one program). Measured: train loss per epoch
+and the gradient norm of every layer's kernel at initialization, on one batch.
 
     python experiments/skip_connections.py [--workdir=runs/exp_skip_connections] [--small]
 """
@@ -25,21 +29,37 @@ from bnlab import space  # pylint: disable=g-import-not-at-top
 from experiments import common  # pylint: disable=g-import-not-at-top
 
 LRS = (0.01, 0.05)
+COLORS = {'resnet': 'C0', 'plain': 'C3', 'densenet': 'C2'}
+# Full: the reported run; small: CI's. 5 epochs (not 15 as before DenseNet joined): ~10 minutes.
+FULL = {'widths': (16, 32, 64), 'depth': 3, 'growth_rate': 12, 'epochs': 5,
+        'norms': ('batch', 'none')}
+SMALL = {'widths': (8, 16), 'depth': 2, 'growth_rate': 4, 'epochs': 2, 'norms': ('none',)}
 
 
 def shapes(small):
-  """{name: model overrides} of equal depth: ResNet with `depth` blocks per stage vs plain."""
-  widths, depth = ((8, 16), 2) if small else ((16, 32, 64), 3)
+  """{name: model overrides} of equal depth: ResNet with `depth` blocks of two convs per stage,
+  DenseNet with 2 * depth layers of one conv per stage, a plain CNN of as many convs."""
+  sizes = SMALL if small else FULL
+  widths, depth = sizes['widths'], sizes['depth']
   plain = sum(([w] * (2 * depth) for w in widths), [widths[0]])  # The stem, then the convs.
   return {'resnet': {'model.name': 'resnet', 'model.widths': widths, 'model.depth': depth},
-          'plain': {'model.name': 'cnn', 'model.widths': tuple(plain)}}
+          'plain': {'model.name': 'cnn', 'model.widths': tuple(plain)},
+          'densenet': {'model.name': 'densenet', 'model.widths': widths,
+                       'model.depth': 2 * depth, 'model.growth_rate': sizes['growth_rate']}}
 
 
 def _layer_key(path):
   """Natural order of a kernel's path: stem, blocks in order, the Dense head last."""
   names = [getattr(k, 'key', str(k)) for k in path]
-  return (names[0].startswith('Dense'),
+  return (names[0].startswith('Dense_'),
           [int(n) if n.isdigit() else n for name in names for n in re.split(r'(\d+)', name)])
+
+
+def _stage_boundary(path):
+  """A 1x1 conv between stages, not counted as a weight layer: a residual block's projection
+  (its third conv) or a DenseNet transition."""
+  names = [getattr(k, 'key', '') for k in path]
+  return names[0].startswith('Transition') or (len(names) == 3 and names[1] == 'Conv_2')
 
 
 def kernel_grad_norms(config, data, num_classes, batch=64):
@@ -56,16 +76,16 @@ def kernel_grad_norms(config, data, num_classes, batch=64):
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   grads = jax.grad(loss)(variables['params'])
-  # Kernels of the weight layers; a block's 1x1 projection (its third conv) is not one of them.
   kernels = [(p, g) for p, g in jax.tree_util.tree_flatten_with_path(grads)[0]
-             if getattr(p[-1], 'key', '') == 'kernel' and not (
-                 len(p) == 3 and getattr(p[1], 'key', '') == 'Conv_2')]
+             if getattr(p[-1], 'key', '') == 'kernel' and not _stage_boundary(p)]
   return [float(np.linalg.norm(g)) for _, g in sorted(kernels, key=lambda k: _layer_key(k[0]))]
 
 
 def run(workdir, small=False, data_dir=''):
-  report = common.Report(workdir, 'Skip connections: plain deep CNN vs ResNet of the same depth')
-  epochs, norms = (2, ('none',)) if small else (15, ('batch', 'none'))
+  report = common.Report(workdir, 'Skip connections: plain deep CNN vs ResNet vs DenseNet of '
+                         'the same depth')
+  sizes = SMALL if small else FULL
+  epochs, norms = sizes['epochs'], sizes['norms']
   base = common.config(data_dir, **{'optimizer.name': 'momentum', 'train.epochs': epochs})
   data, num_classes = common.load(base)
   settings, grads = [], {}
@@ -84,7 +104,8 @@ def run(workdir, small=False, data_dir=''):
     key = f'{name}_{norm}'
     numbers[key] = {'val_accuracy': best.value('val_accuracy'),
                     'train_loss': best.value('train_loss'),
-                    'lr': best_lr(best, settings), 'first_to_last_grad_ratio': g[0] / g[-2]}
+                    'lr': best_lr(best, settings), 'first_to_last_grad_ratio': g[0] / g[-2],
+                    'grad_norms': g.tolist()}
     rows.append([name, norm, len(g), best.value('train_loss'), best.value('val_accuracy'),
                  numbers[key]['lr'], g[0] / g[-2]])
   report.add(f'digits, momentum SGD at learning rates {LRS}, {epochs} epochs; the better '
@@ -102,7 +123,7 @@ def best_lr(result, settings):
 def _plot(report, results, grads, settings):
   fig, (ax1, ax2) = common.subplots(2)
   for k, (name, norm) in enumerate(grads):
-    style = dict(color='C0' if name == 'resnet' else 'C3', ls='-' if norm == 'batch' else ':')
+    style = dict(color=COLORS[name], ls='-' if norm == 'batch' else ':')
     for r in results[2 * k:2 * k + 2]:
       losses = [h['train_loss'] for h in r.history]
       ax1.plot(range(1, len(losses) + 1), losses, alpha=0.9, **style,

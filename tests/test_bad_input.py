@@ -407,5 +407,5 @@ def test_every_shipped_config_defines_only_known_fields(path):
     checks.check_fields(config)
     config.sweep.unknown_knob = 1  # One field more, and the same config is refused.
     with pytest.raises(checks.ConfigError,
-                       match=r'^sweep\.unknown_knob: .* sweep has: coarse_to_fine'):
+                       match=r'^sweep\.unknown_knob: .* sweep has: ask, coarse_to_fine'):
       checks.check_fields(config)

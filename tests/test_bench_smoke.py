@@ -17,6 +17,11 @@ from bench import peers_report as report
 from tests.conftest import ROOT
 
 
+# The peers' throughput benchmark end to end: 77 s on a cold compilation cache. CI runs the
+# time-to-quality benchmark's smoke mode (tests/test_bench_ttq.py); this one is `slow`.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory, data_dir):
   workdir = tmp_path_factory.mktemp('bench')

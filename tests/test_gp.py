@@ -116,9 +116,9 @@ def test_a_gp_batch_is_k_distinct_settings_trained_in_one_program(config, tmp_pa
 def test_the_median_pruner_stops_gp_trials_and_tells_the_study(config, tmp_path, monkeypatch):
   told, real_tell = [], tpe.tell
 
-  def tell(study, asked, done, metric):
+  def tell(study, asked, done, config):
     told.extend(r.status for r in done)
-    return real_tell(study, asked, done, metric)
+    return real_tell(study, asked, done, config)
 
   monkeypatch.setattr(tpe, 'tell', tell)
   done = sweep.run(space.with_overrides(config, {**TRAINED, 'train.epochs': 3,

@@ -26,6 +26,8 @@ def finished(tmp_path_factory, data_dir):
   from configs import test as test_config  # pylint: disable=import-outside-toplevel
   config = _config(test_config.get_config())
   config.dataset.data_dir = data_dir
+  # Kept, to stand for a run killed before its journal writes (_unfinish): those runs have them.
+  config.train.keep_checkpoints = True
   workdir = str(tmp_path_factory.mktemp('finished') / 'run')
   sweep.run(config, workdir)
   return config, workdir, _results(workdir)

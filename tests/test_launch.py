@@ -60,7 +60,7 @@ def test_sweep_writes_every_contract_file(sweep_dir, config):
   swept = ['model.bn_momentum', 'model.widths', 'optimizer.learning_rate']
   assert list(rows[0]) == ['trial'] + swept + [
       'status', 'val_accuracy', 'val_loss', 'test_accuracy', 'train_loss', 'epochs', 'seconds',
-      'diverged_epoch']
+      'diverged_epoch', 'best_epoch', 'val_accuracy_best']
   assert [int(r['trial']) for r in rows] == list(range(config.sweep.num_trials))
   assert {r['status'] for r in rows} == {'ok'}
   for field in swept:

@@ -178,7 +178,7 @@ def test_bn_eval_modes_report_their_gap_to_the_running_averages(config, digits):
 @pytest.mark.parametrize('overrides,message', [
     ({'model.norm': 'batchnorm'}, "model.norm='batchnorm' is not one of: batch, batch_scratch, "
                                   'layer, group, instance, none'),
-    ({'model.name': 'vgg'}, "model.name='vgg' is not one of: mlp, cnn, resnet"),
+    ({'model.name': 'vgg'}, "model.name='vgg' is not one of: mlp, cnn, resnet, densenet"),
     ({'model.norm': 'group', 'model.groups': 3}, 'model.groups=3 must divide every width of '
                                                  'model.widths=(16, 16); valid: 1, 2, 4, 8, 16'),
     ({'model.norm': 'group', 'model.groups': 0}, 'model.groups=0 must be a int >= 1'),

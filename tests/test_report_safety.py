@@ -96,7 +96,7 @@ def test_an_empty_metric_cell_is_no_value_as_a_diverged_trial_writes_it(workdir,
 @pytest.mark.parametrize('column, value, message', [
     ('optimizer.learning_rate', 'fast', "optimizer.learning_rate 'fast' is not a number"),
     ('epochs', 'two', "epochs 'two' is not an integer"),
-    ('seconds', '1,5', '12 cells for 11 columns (line 3)'),
+    ('seconds', '1,5', '14 cells for 13 columns (line 3)'),
 ])
 def test_other_unreadable_cells_name_the_trial(workdir, capsys, column, value, message):
   results = _edit(workdir, 'results.csv', lambda t: _set_cell(t, 1, column, value))
@@ -119,7 +119,7 @@ def test_a_row_with_missing_columns_names_the_trial(workdir, capsys):
     return ''.join(lines)
   results = _edit(workdir, 'results.csv', drop_a_cell)
   code, err = _report_error(workdir, capsys)
-  assert code == 2 and err == [f'error: {results}: trial 2: 10 cells for 11 columns (line 4; '
+  assert code == 2 and err == [f'error: {results}: trial 2: 12 cells for 13 columns (line 4; '
                                'cut short?)']
 
 

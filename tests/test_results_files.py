@@ -1,8 +1,10 @@
 """The workdir files written from trial records (bnlab.reporting.results).
 
 The expected texts below are what the writer before the records (bnlab/report.py, which took
-result dicts) wrote for the same four trials: results.csv and history.jsonl must not change by
-a byte. The round trip tests read the files back with sweepfiles.load and write them again.
+result dicts) wrote for the same four trials, with three later changes (issue #21): results.csv
+adds the running-average columns where a trial has them, history.jsonl writes a tuple setting
+(model.widths) as results.csv's text '(16, 16)' rather than a list, and seeds.csv adds each
+seed's value. The round trip tests read the files back with sweepfiles.load and write them again.
 """
 
 import importlib.util
@@ -66,11 +68,11 @@ def trials(pbt=False, seeds=1):
 
 RESULTS_CSV = '\r\n'.join([
     'trial,model.bn_momentum,model.widths,optimizer.learning_rate,status,val_accuracy,val_loss,'
-    'test_accuracy,train_loss,epochs,seconds,diverged_epoch',
-    '0,0.9,"(16, 16)",0.001,ok,0.5,0.75,0.625,0.25,2,0.123456789,',
-    '1,0.6,"(8,)",0.09,diverged,,,,,2,0.123456789,1',
-    '2,0.95,"(8,)",0.0123456789,pruned,0.25,1.25,0.3,1.0,1,0.123456789,',
-    '3,0.75,"(16, 16)",0.036,ok,0.875,0.5,0.8125,0.125,3,0.123456789,', ''])
+    'test_accuracy,train_loss,epochs,seconds,diverged_epoch,val_loss_running,val_accuracy_running',
+    '0,0.9,"(16, 16)",0.001,ok,0.5,0.75,0.625,0.25,2,0.123456789,,1.5,0.375',
+    '1,0.6,"(8,)",0.09,diverged,,,,,2,0.123456789,1,,',
+    '2,0.95,"(8,)",0.0123456789,pruned,0.25,1.25,0.3,1.0,1,0.123456789,,,',
+    '3,0.75,"(16, 16)",0.036,ok,0.875,0.5,0.8125,0.125,3,0.123456789,,,', ''])
 
 
 def history_line(trial, lr, widths, bn, epoch, train_loss, val_accuracy, val_loss):
@@ -80,27 +82,27 @@ def history_line(trial, lr, widths, bn, epoch, train_loss, val_accuracy, val_los
 
 
 HISTORY_JSONL = '\n'.join([
-    history_line(0, 0.001, '[16, 16]', 0.9, 1, 0.3333333333333333, 0.3, 0.9),
-    history_line(0, 0.001, '[16, 16]', 0.9, 2, 0.25, 0.4, 'null'),
-    history_line(1, 0.09, '[8]', 0.6, 1, 0.3333333333333333, 0.3, 'null'),
-    history_line(1, 0.09, '[8]', 0.6, 2, 0.25, 0.4, 0.8),
-    history_line(2, 0.0123456789, '[8]', 0.95, 1, 0.3333333333333333, 0.3, 0.9),
-    history_line(3, 0.036, '[16, 16]', 0.75, 1, 0.3333333333333333, 0.3, 0.9),
-    history_line(3, 0.036, '[16, 16]', 0.75, 2, 0.25, 0.4, 0.8),
-    history_line(3, 0.036, '[16, 16]', 0.75, 3, 0.2, 0.5, 0.7), ''])
+    history_line(0, 0.001, '"(16, 16)"', 0.9, 1, 0.3333333333333333, 0.3, 0.9),
+    history_line(0, 0.001, '"(16, 16)"', 0.9, 2, 0.25, 0.4, 'null'),
+    history_line(1, 0.09, '"(8,)"', 0.6, 1, 0.3333333333333333, 0.3, 'null'),
+    history_line(1, 0.09, '"(8,)"', 0.6, 2, 0.25, 0.4, 0.8),
+    history_line(2, 0.0123456789, '"(8,)"', 0.95, 1, 0.3333333333333333, 0.3, 0.9),
+    history_line(3, 0.036, '"(16, 16)"', 0.75, 1, 0.3333333333333333, 0.3, 0.9),
+    history_line(3, 0.036, '"(16, 16)"', 0.75, 2, 0.25, 0.4, 0.8),
+    history_line(3, 0.036, '"(16, 16)"', 0.75, 3, 0.2, 0.5, 0.7), ''])
 
 SEEDS_CSV = '\r\n'.join([
     'trial,model.bn_momentum,model.widths,optimizer.learning_rate,status,seeds,'
     'val_accuracy_mean,val_accuracy_std,val_accuracy_ci95,val_loss_mean,val_loss_std,'
     'val_loss_ci95,test_accuracy_mean,test_accuracy_std,test_accuracy_ci95,train_loss_mean,'
-    'train_loss_std,train_loss_ci95',
+    'train_loss_std,train_loss_ci95,val_accuracy_seed0,val_accuracy_seed1,val_accuracy_seed2',
     '0,0.9,"(16, 16)",0.001,ok,3,0.5,0.015625,0.0390625,0.75,0.015625,0.0390625,0.625,0.015625,'
-    '0.0390625,0.25,0.015625,0.0390625',
-    '1,0.6,"(8,)",0.09,diverged,3,,,,,,,,,,,,',
+    '0.0390625,0.25,0.015625,0.0390625,0.5,,0.25',
+    '1,0.6,"(8,)",0.09,diverged,3,,,,,,,,,,,,,0.5,,0.25',
     '2,0.95,"(8,)",0.0123456789,pruned,3,0.25,0.015625,0.0390625,1.25,0.015625,0.0390625,0.3,'
-    '0.015625,0.0390625,1.0,0.015625,0.0390625',
+    '0.015625,0.0390625,1.0,0.015625,0.0390625,0.5,,0.25',
     '3,0.75,"(16, 16)",0.036,ok,3,0.875,0.015625,0.0390625,0.5,0.015625,0.0390625,0.8125,'
-    '0.015625,0.0390625,0.125,0.015625,0.0390625', ''])
+    '0.015625,0.0390625,0.125,0.015625,0.0390625,0.5,,0.25', ''])
 
 LEADERBOARD = '\n'.join([
     'rank  trial  val_loss  val_accuracy  test_accuracy  model.bn_momentum  model.widths  '
@@ -176,9 +178,10 @@ def test_a_loaded_workdir_writes_its_files_again_byte_for_byte(tmp_path, pbt):
     assert got.setting == want.setting and list(got.setting) == list(want.setting)
     assert (got.trial, got.status, got.epochs, got.seconds, got.diverged_epoch) == (
         want.trial, want.status, want.epochs, want.seconds, want.diverged_epoch)
-    # results.csv has no running-average columns; history.jsonl has them where rows had them.
-    assert same(got.metrics, {k: v for k, v in want.metrics.items() if 'running' not in k})
+    # The running-average metrics come back from results.csv where the trial had them.
+    assert same(got.metrics, want.metrics)
     assert got.extras['seeds'] == 3
+    assert same(got.extras['val_accuracy_per_seed'], want.extras['val_accuracy_per_seed'])
     assert same([sorted(row.items()) for row in got.history],
                 [sorted(row.items()) for row in want.history])
   # The schedule columns come back only where the hyperparameters changed during training.

@@ -163,6 +163,7 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_results(
 def test_a_chunk_resumes_at_its_last_checkpointed_epoch(config, tmp_path, monkeypatch):
   config = _config(config)
   config.train.checkpoint_every = 2
+  config.train.keep_checkpoints = True  # To count them below; the default removes them.
   with monkeypatch.context() as patch:
     _count_epochs(patch, fail_at=3)  # Chunk one, epoch three: its last checkpoint is epoch 2.
     with pytest.raises(Interrupt):
@@ -174,6 +175,27 @@ def test_a_chunk_resumes_at_its_last_checkpointed_epoch(config, tmp_path, monkey
   saved = glob.glob(os.path.join(tmp_path, 'checkpoints', 'populations', '*', '*'))
   assert len(glob.glob(os.path.join(tmp_path, 'checkpoints', 'journal', '*.json'))) == 3
   assert sorted(os.path.basename(p) for p in saved if os.path.basename(p).isdigit()) == ['2'] * 3
+
+
+def test_a_journaled_chunks_checkpoints_are_removed_and_the_resume_reads_its_journal(
+    uninterrupted, config, tmp_path, monkeypatch):
+  """train.keep_checkpoints=False (the default): once a chunk's records are journaled its
+  population checkpoints go, during the run, and a run killed after that still ends alike."""
+  config = _config(config)
+  with monkeypatch.context() as patch:
+    _count_epochs(patch, fail_at=5)  # Chunk two, epoch two: chunk one is journaled.
+    with pytest.raises(Interrupt):
+      sweep.run(config, str(tmp_path))
+  root = os.path.join(tmp_path, 'checkpoints')
+  journaled = [os.path.basename(p)[:-len('.json')]
+               for p in glob.glob(os.path.join(root, 'journal', '*.json'))]
+  kept = os.listdir(os.path.join(root, 'populations'))
+  assert len(journaled) == 1 and len(kept) == 1 and kept[0] not in journaled
+  sweep.run(config, str(tmp_path))
+  assert _results(str(tmp_path)) == uninterrupted
+  assert os.listdir(os.path.join(root, 'populations')) == []
+  assert os.listdir(os.path.join(root, 'manifests')) == []
+  assert len(glob.glob(os.path.join(root, 'journal', '*.json'))) == 3
 
 
 def test_another_config_on_a_workdir_is_refused_and_leaves_it_untouched(config, tmp_path):

@@ -1,4 +1,5 @@
-"""Spec parsing and sampling: the right scale, prefix-stable trials, the grid product."""
+"""Spec parsing and sampling: the right scale, prefix-stable trials, the grid product.
+(Conditional specs: tests/test_conditional.py.)"""
 
 import math
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from bnlab import space
+from bnlab.strategies import sampling
 
 
 def _values(text, n=20000, seed=0):
@@ -68,7 +70,7 @@ def test_trial_keeps_its_setting_when_num_trials_grows_or_fields_are_added():
 def test_grid_is_the_product():
   specs = space.parse_space(_space(optimizer__learning_rate='grid(0.1, 0.01, 0.001)',
                                    model__widths='grid((8,), (16, 16))'))
-  trials = space.grid_trials(specs)
+  trials = list(sampling.grid(specs))
   assert len(trials) == 6
   assert {(t['model.widths'], t['optimizer.learning_rate']) for t in trials} == {
       (w, lr) for w in ((8,), (16, 16)) for lr in (0.1, 0.01, 0.001)}
@@ -77,7 +79,7 @@ def test_grid_is_the_product():
 def test_grid_refuses_a_non_grid_spec():
   specs = space.parse_space(_space(optimizer__learning_rate='log_uniform(1e-4, 1e-1)'))
   with pytest.raises(space.SpecError, match='optimizer.learning_rate'):
-    space.grid_trials(specs)
+    sampling.grid(specs)
 
 
 @pytest.mark.parametrize('text,message', [

@@ -100,7 +100,7 @@ def test_format_rate_keeps_a_slow_rate_readable():
 
 def _epoch(trials, epoch=1, epochs=2):
   population = types.SimpleNamespace(size=len(trials), trials=np.array(trials), epoch=epoch,
-                                     epochs=epochs)
+                                     epochs=epochs, started=np.zeros(len(trials), int))
   metrics = {'diverged': np.zeros(len(trials), bool),
              'val_accuracy': np.linspace(0.5, 0.9, len(trials))}
   return population, metrics

@@ -256,6 +256,9 @@ def test_a_sweep_on_gs_writes_there_resumes_and_completes(bucket, config, tmp_pa
     _count_epochs(patch, fail_at=4)  # Chunk two, epoch two: chunk one journaled, two saved.
     with pytest.raises(Interrupt):
       sweep.run(config, workdir)
+  # Orbax took its GCS branch: a commit file marks each finished checkpoint, no folder rename.
+  assert any(f.startswith('checkpoints/populations/') and f.endswith('/commit_success.txt')
+             for f in tree(bucket.local(workdir)))
   calls = _count_epochs(monkeypatch)
   sweep.run(config, workdir)
   assert calls[0] == 1  # Chunk two went on from its epoch-1 Orbax checkpoint, read from gs://.
@@ -274,9 +277,8 @@ def test_a_sweep_on_gs_writes_there_resumes_and_completes(bucket, config, tmp_pa
              for e in event_file_loader.EventFileLoader(os.path.join(folder, f)).Load()
              for v in e.summary.value if v.tag == 'val_accuracy']
   assert sorted(scalars) == [(1, 'val_accuracy'), (2, 'val_accuracy')]
-  # Orbax took its GCS branch: a commit file marks each finished checkpoint, no folder rename.
-  assert any(f.startswith('checkpoints/populations/') and f.endswith('/commit_success.txt')
-             for f in written)
+  # Journaled chunks' checkpoints were removed through gs:// (train.keep_checkpoints=False).
+  assert not [f for f in written if f.startswith('checkpoints/populations/')]
   assert not [f for f in written if f.endswith('.tmp')]
   assert no_local_leak(bucket)
   loaded = sweepfiles.load(workdir)  # The report's reader, through gs://.

@@ -2,12 +2,14 @@
 
 Axes follow the spec a field was sampled from: log-uniform fields on a log axis, one-minus-log
 fields as 1 - x on a log axis, categorical ones at evenly spaced positions. Colour means the
-metric (bright is better); trials that diverged or stopped early are drawn faint. Many trials'
+metric (bright is better); trials that diverged or stopped early are drawn faint. Legends name a
+trial by its setting ('#12 norm=layer, lr=3.2e-3'). Many trials'
 lines are drawn as one LineCollection artist, not one Line2D each (BENCHMARKS.md, engine
 change 10).
 """
 
 import io
+import os
 from typing import Any
 
 import matplotlib
@@ -22,7 +24,8 @@ from bnlab import space
 from bnlab.records import TrialRecord
 from bnlab.reporting import sweepfiles
 
-matplotlib.use('Agg')
+if not os.environ.get('MPLBACKEND'):  # A notebook's kernel names its inline backend there.
+  matplotlib.use('Agg')  # Figures are drawn to PNG bytes and closed: no window, any machine.
 FAINT = {'color': '0.6', 'alpha': 0.35, 'linestyle': '--', 'linewidth': 0.8}
 Specs = dict[str, space.Spec]
 
@@ -83,25 +86,84 @@ def metric_vs(field: str, spec: space.Spec, results: list[TrialRecord], metric: 
   return png(fig)
 
 
-def curves(results: list[TrialRecord], metric: str, mode: str, top: int = 8) -> bytes:
-  """Learning curves: the top finished trials in colour, every other one faint."""
+# Short names of common fields in legends; any other field by its last dotted part.
+SHORT = {'optimizer.learning_rate': 'lr', 'model.bn_momentum': 'bn_mom'}
+# What a faint curve's status means, for the legend (only the statuses present are named).
+FAINT_STATUS = {records.OK: 'finished below the top', records.PRUNED: 'pruned',
+                records.STOPPED: 'stopped early', records.DIVERGED: 'diverged',
+                records.PARTIAL: 'still running or stopped',
+                records.TRAINED: 'trained, not yet written'}
+LABEL_FIELDS = 4  # Swept fields named in a legend entry; more end in '...'.
+
+
+def short_number(value: Any) -> str:
+  """A value for a legend: 3 significant digits (more where 3 would round 0.9997 to 1), small
+  and large floats as 3.2e-3."""
+  if not isinstance(value, float):
+    return records.fmt(value)
+  if value == 0 or 1e-2 <= abs(value) < 1e4:
+    digits = 3
+    while digits < 6 and float(f'{value:.{digits}g}') == round(value) != value:
+      digits += 1
+    return f'{value:.{digits}g}'
+  mantissa, exponent = f'{value:.1e}'.split('e')
+  return f'{mantissa}e{int(exponent)}'
+
+
+def trial_label(record: TrialRecord, fields: list[str]) -> str:
+  """'#12 norm=layer, lr=3.2e-3': the trial and its setting of the first swept fields."""
+  shown = [f for f in fields if f in record.setting][:LABEL_FIELDS]
+  parts = [f'{SHORT.get(f, f.rsplit(".", 1)[-1])}={short_number(record.setting[f])}'
+           for f in shown]
+  more = ', ...' if len([f for f in fields if f in record.setting]) > LABEL_FIELDS else ''
+  return f'#{record.trial} ' + ', '.join(parts) + more if parts else f'#{record.trial}'
+
+
+def _faint_label(others):
+  return 'faint: ' + ', '.join(FAINT_STATUS.get(s, s) for s in sweepfiles.counts(others))
+
+
+def _fit_y(ax, best, curve):
+  """The y-range of the coloured curves (padded): a faint trial stopped after one epoch, far
+  below, would otherwise squash them."""
+  ys = [h[curve] for r in best for h in r.history if np.isfinite(h[curve])]
+  if ys:
+    pad = (max(ys) - min(ys)) * 0.08 or 0.01
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+
+
+def draw_curves(ax: plt.Axes, results: list[TrialRecord], metric: str, mode: str,
+                fields: list[str] = (), top: int = 8) -> None:
+  """Learning curves on `ax`: the top finished trials in colour (each labelled by its setting of
+  the swept `fields`), every other one faint; one-epoch trials as faint points."""
   curve = metric if metric in records.SCALARS else 'val_accuracy'
   best = records.ranked([r for r in results if r.status == records.OK], metric, mode)[:top]
-  fig, ax = plt.subplots(figsize=(6.5, 4))
   top_ids = {id(r) for r in best}
-  faint = [[(h['epoch'], h[curve]) for h in r.history]
-           for r in results if id(r) not in top_ids and r.history]
+  others = [r for r in results if id(r) not in top_ids and r.history]
+  faint = [[(h['epoch'], h[curve]) for h in r.history] for r in others if len(r.history) > 1]
   ax.add_collection(mcollections.LineCollection(faint, **FAINT))  # One artist for them all.
+  points = [(r.history[0]['epoch'], r.history[0][curve]) for r in others if len(r.history) == 1]
+  if points:
+    ax.plot(*zip(*points), linestyle='none', marker='.', color='0.6', alpha=0.35)
   for r in best:
     ax.plot([h['epoch'] for h in r.history], [h[curve] for h in r.history], marker='.',
-            label=f'trial {r.trial}')
-  ax.plot([], [], **FAINT, label='other trials (pruned, diverged, partial: faint)')
+            label=trial_label(r, list(fields)))
+  if others:
+    ax.plot([], [], **FAINT, label=_faint_label(others))
   ax.autoscale_view()
-  ax.set(xlabel='epoch', ylabel=curve, title=f'learning curves, top {len(best)} in colour')
+  _fit_y(ax, best, curve)
+  ax.set(xlabel='epoch', ylabel=curve, title=f'learning curves, top {len(best)} in colour'
+         + (' (y-range fits them)' if best and others else ''))
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-  # Where rising (max) or falling (min) curves leave room: 'best' does not see the collection.
-  ax.legend(fontsize=7, loc='lower right' if mode == 'max' else 'upper right')
+  ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))  # Beside: hides no curve.
   ax.grid(alpha=0.3)
+
+
+def curves(results: list[TrialRecord], metric: str, mode: str, fields: list[str] = (),
+           top: int = 8) -> bytes:
+  """`draw_curves` as a PNG."""
+  fig, ax = plt.subplots(figsize=(9, 4))
+  draw_curves(ax, results, metric, mode, fields, top)
   return png(fig)
 
 

@@ -55,6 +55,10 @@ def importances(results: list[TrialRecord], specs: Specs, metric: str, mode: str
   '' for all finished ones); or ({}, why not)."""
   if not specs:
     return {}, 'nothing is swept'
+  specs = {f: s for f, s in specs.items() if s.condition is None}  # fANOVA: every trial's.
+  if not specs:
+    return {}, 'every swept field is conditional'
+
   done = finished(results, metric)
   used = sample(done, seed)
   values = [r.value(metric) for r in used]

@@ -8,7 +8,6 @@ side-by-side comparison of two. Everything is rebuilt from the workdir files alo
 import base64
 import dataclasses
 import html
-import json
 import os
 import statistics
 import time
@@ -19,13 +18,18 @@ from bnlab import records
 from bnlab import space
 from bnlab import worker
 from bnlab.records import TrialRecord
+from bnlab.reporting import explore
 from bnlab.reporting import figures
 from bnlab.reporting import importance
+from bnlab.reporting import sections
 from bnlab.reporting import sweepfiles
 
 TOP = 20  # Leaderboard rows.
 PLOTS = 'plots'
 REPORT_FILE = 'report.html'  # The page a finished run points to (sweep.where_to_look).
+EXPLORE_LINK = ('<p><a href="explore.html">Explore the trials interactively</a>: parallel '
+                'coordinates with brushing, every point\'s trial and setting on hover, zoomable '
+                'learning curves (explore.html, one file, works offline).</p>\n')
 STYLE = ('body{font-family:sans-serif;margin:1.5em;max-width:1400px}'
          'table{border-collapse:collapse;font-size:13px;margin:.5em 0}'
          'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
@@ -53,8 +57,14 @@ def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str]
   return header, rows
 
 
+def ranked_epoch(sweep: sweepfiles.Sweep) -> str:
+  """Which epoch's metric ranks the trials (sweep.select): 'last epoch' or 'best epoch'."""
+  return f'{sweep.config["sweep"].get("select", "last")} epoch'
+
+
 def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
-  """(label, value) lines: progress, best, timing and device."""
+  """(label, value) lines: progress, best (the metric as of each trial's last epoch), timing and
+  device."""
   ranked = records.ranked(sweep.results, sweep.metric, sweep.mode)
   good = [r.value(sweep.metric) for r in ranked]
   t = sweep.timing
@@ -64,7 +74,11 @@ def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
                     f'{sweep.config["dataset"]["name"]}, {sweep.metric} ({sweep.mode})'),
           ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
            + f': {records.count(len(sweep.results), "trial")} seen, {counts or "none yet"}'),
-          ('best', f'trial {ranked[0].trial}: {sweep.metric} {good[0]:.4f}' if ranked else 'none'),
+          ('metric', f'{sweep.metric} at each trial\'s {ranked_epoch(sweep)} (sweep.select; '
+                     'results.csv\'s best_epoch says which epoch was best, test_accuracy is the '
+                     'last epoch\'s)'),
+          ('best', f'trial {ranked[0].trial}: {sweep.metric} {good[0]:.4f} '
+                   f'({ranked_epoch(sweep)})' if ranked else 'none'),
           ('median', f'{statistics.median(good):.4f}' if good else 'none')]
   if t:
     rows += [('device', f'{t["device_count"]} x {t["device_kind"]} ({t["platform"]})'),
@@ -103,7 +117,12 @@ def make_page(sweep: sweepfiles.Sweep) -> Page:
           if specs else [])
   rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
            for f, s in specs.items()]
-  rest.append(('curves.png', 'Learning curves', figures.curves(results, metric, mode)))
+  rest.append(('curves.png', 'Learning curves',
+               figures.curves(results, metric, mode, list(specs))))
+  scheduled = figures.scheduled_fields(results, specs)
+  if scheduled:  # PBT: what its hyperparameters did over the epochs.
+    rest.append(('pbt_schedules.png', 'PBT hyperparameter schedules',
+                 figures.schedules(results, specs, scheduled, metric, mode)))
   scores, note, images = pending()
   return Page(sweep, scores, note, images + rest)
 
@@ -130,24 +149,37 @@ def _importance_rows(page):
   return [[f, f'{v:.3f}'] for f, v in page.scores.items()]
 
 
+def _html_section(section: sections.Section, level: int = 3) -> str:
+  return (f'<h{level}>{html.escape(section.title)}</h{level}>'
+          + (f'<p>{html.escape(section.note)}</p>' if section.note else '')
+          + html_table(section.header, section.rows))
+
+
+def _md_section(section: sections.Section, level: int = 2) -> str:
+  return '\n\n'.join([f'{"#" * level} {section.title}'] + ([section.note] if section.note else [])
+                      + [_md_table(section.header, section.rows), ''])
+
+
 def html_body(page: Page, images: bool = True) -> str:
   """The report of one sweep as an HTML fragment."""
   sweep = page.sweep
   tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'<h2>{html.escape(sweep.name)}</h2>',
            html_table(['', ''], summary_rows(sweep), 'summary'),
-           f'<h3>Leaderboard (top {TOP} by {html.escape(sweep.metric)})</h3>',
+           f'<h3>Leaderboard (top {TOP} by {html.escape(sweep.metric)}, '
+           f'{ranked_epoch(sweep)})</h3>',
            html_table(*leaderboard_rows(sweep), 'leaderboard')
            + (f'<p class="tie">{html.escape(tie)}.</p>' if tie else ''),
            '<h3>Hyperparameter importance</h3>',
            html_table(['field', 'fANOVA importance'], _importance_rows(page))
            + (f'<p>Over {html.escape(page.importance_note)}.</p>' if page.importance_note else '')
            if page.scores else f'<p>Not computed: {html.escape(page.importance_note)}.</p>']
+  parts += [_html_section(s) for s in sections.strategy_sections(sweep)]
   if images:
     parts += [f'<h3>{html.escape(title)}</h3>' + img(data, title)
               for _, title, data in page.images]
-    parts.append('<h3>Config</h3><pre>' + html.escape(json.dumps(sweep.config, indent=2))
-                 + '</pre>')
+    parts.append('<h3>Config</h3>' + ''.join(
+        _html_section(s, 4) for s in sections.config_sections(sweep.config)))
   return '\n'.join(parts)
 
 
@@ -165,23 +197,27 @@ def markdown(page: Page) -> str:
   tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'# Sweep report: {sweep.name}', '',
            '\n'.join(f'- **{k}**: {v}' for k, v in summary_rows(sweep)), '',
-           f'## Leaderboard (top {TOP} by {sweep.metric})', '',
+           f'## Leaderboard (top {TOP} by {sweep.metric}, {ranked_epoch(sweep)})', '',
            _md_table(*leaderboard_rows(sweep)) + (f'\n\n{tie}.' if tie else ''), '',
            '## Hyperparameter importance', '',
            _md_table(['field', 'fANOVA importance'], _importance_rows(page))
            + (f'\n\nOver {page.importance_note}.' if page.importance_note else '')
            if page.scores else f'Not computed: {page.importance_note}.', '']
+  parts += [_md_section(s) for s in sections.strategy_sections(sweep)]
   parts += [f'## {title}\n\n![{title}]({PLOTS}/{name})\n' for name, title, _ in page.images]
-  parts += ['## Config', '', '```json', json.dumps(sweep.config, indent=2), '```', '']
+  parts += ['## Config', ''] + [_md_section(s, 3) for s in sections.config_sections(sweep.config)]
   return '\n'.join(parts)
 
 
 def build(workdir: str) -> str:
   """Writes WORKDIR/report.html, report.md and the figures in plots/; returns the html path."""
   page = make_page(sweepfiles.load(workdir))
+  interactive = worker.submit(explore.page, page.sweep)  # Made there, written here (gs:// too).
   for name, _, data in page.images:
     files.write_bytes(os.path.join(workdir, PLOTS, name), data)
   files.write_text(os.path.join(workdir, 'report.md'), markdown(page))
+  files.write_text(os.path.join(workdir, explore.EXPLORE_FILE), interactive())
   path = os.path.join(workdir, REPORT_FILE)
-  files.write_text(path, html_page(f'Sweep report: {page.sweep.name}', html_body(page)))
+  files.write_text(path, html_page(f'Sweep report: {page.sweep.name}',
+                                   EXPLORE_LINK + html_body(page)))
   return path

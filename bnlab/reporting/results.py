@@ -1,11 +1,14 @@
 """The files a finished sweep leaves in its workdir, written from its trial records.
 
     results.csv      one row per trial: its setting, status, final metrics, epochs, seconds,
-                     diverged_epoch (and PBT's lineage: whose state it took, after which epoch)
+                     diverged_epoch, the running-average metrics where a trial has them
+                     (model.bn_eval batch or precise: val_loss_running, val_accuracy_running),
+                     and PBT's lineage (whose state it took, after which epoch)
     history.jsonl    one row per (trial, epoch): the setting, then that epoch's metrics (PBT's
                      schedule columns overwrite the setting's values with the epoch's, and
                      its copied_from names the trial whose state it took after that epoch)
-    seeds.csv        with sweep.seeds > 1: mean, spread and 95% interval of each metric
+    seeds.csv        with sweep.seeds > 1: mean, spread and 95% interval of each metric, and
+                     each seed's value (`<metric>_seed<i>`)
     best.json        the best trial, best_config.py a config that trains it alone
     plots/pbt_schedules.png  where the records' history carries swept fields (PBT)
 
@@ -18,6 +21,7 @@ half a file behind.
 import csv
 import io
 import json
+import math
 import os
 import pprint
 from typing import Any
@@ -29,7 +33,6 @@ from bnlab import records
 from bnlab import space
 from bnlab import worker
 from bnlab.records import TrialRecord
-from bnlab.reporting import figures
 from bnlab.reporting import pages
 from bnlab.reporting import sweepfiles
 
@@ -38,22 +41,51 @@ CSV_TAIL = ('status',) + records.METRICS + ('epochs', 'seconds', 'diverged_epoch
 SEED_COLUMNS = tuple(f'{m}_{stat}' for m in records.METRICS for stat in ('mean', 'std', 'ci95'))
 
 
+def setting_value(value: Any) -> Any:
+  """A swept value as results.csv and history.jsonl both write it: a tuple (model.widths) as its
+  text '(16, 16)', so that pandas can join the two files on it and group by it (a JSON list is
+  unhashable); anything else as JSON takes it."""
+  return str(value) if isinstance(value, tuple) else records.jsonable(value)
+
+
+def _setting_cell(record: TrialRecord, field: str) -> Any:
+  """A swept field's cell: empty where a conditional spec left it inactive in this trial."""
+  return setting_value(record.setting[field]) if field in record.setting else ''
+
+
+def running_columns(results: list[TrialRecord]) -> tuple[str, ...]:
+  """The optional metrics that some trial has, as results.csv columns: the running-average
+  ones (records.RUNNING: the gap between precise or batch and running BN statistics), and the
+  best epoch by the sweep metric with the metric there (records.with_best_epoch)."""
+  best = [m for r in results[:1] for m in r.metrics if m.endswith('_best')]
+  return tuple(m for m in records.RUNNING + (records.BEST_EPOCH,) + tuple(best)
+               if any(m in r.metrics for r in results))
+
+
+def _epoch_cell(value: float) -> Any:
+  return int(value) if math.isfinite(value) else value
+
+
 def _cell(value: Any) -> Any:
   """A CSV cell: a non-finite float (no metric) and None (no diverged epoch) as empty."""
   return '' if records.jsonable(value) is None else value
 
 
 def results_csv(results: list[TrialRecord], fields: list[str]) -> str:
-  """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL, then
-  (PBT: where records carry extras['lineage']) the lineage as `epoch:trial` pairs."""
+  """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL, then the
+  `running_columns`, then (PBT: where records carry extras['lineage']) the lineage as
+  `epoch:trial` pairs."""
   out = io.StringIO()
   writer = csv.writer(out)
   lineage = any(sweepfiles.LINEAGE in r.extras for r in results)
-  writer.writerow(('trial',) + tuple(fields) + CSV_TAIL + ((sweepfiles.LINEAGE,) if lineage
-                                                           else ()))
+  running = running_columns(results)
+  writer.writerow(('trial',) + tuple(fields) + CSV_TAIL + running
+                  + ((sweepfiles.LINEAGE,) if lineage else ()))
   for r in results:
-    cells = ([r.setting[f] for f in fields] + [r.status] + [r.value(m) for m in records.METRICS]
-             + [r.epochs, r.seconds, r.diverged_epoch])
+    cells = ([_setting_cell(r, f) for f in fields] + [r.status]
+             + [r.value(m) for m in records.METRICS] + [r.epochs, r.seconds, r.diverged_epoch]
+             + [_epoch_cell(r.value(m)) if m == records.BEST_EPOCH else r.value(m)
+                for m in running])
     if lineage:
       cells.append(sweepfiles.lineage_cell(r.extras.get(sweepfiles.LINEAGE, [])))
     writer.writerow([r.trial] + [_cell(c) for c in cells])
@@ -65,7 +97,7 @@ def history_jsonl(results: list[TrialRecord]) -> str:
   swept fields, PBT's schedule, take the setting's place); non-finite numbers as null."""
   lines = []
   for r in results:
-    setting = {f: records.jsonable(v) for f, v in r.setting.items()}
+    setting = {f: setting_value(v) for f, v in r.setting.items()}
     for row in r.history:
       lines.append(json.dumps({'trial': r.trial, **setting,
                                **{k: records.jsonable(v) for k, v in row.items()}}))
@@ -74,16 +106,26 @@ def history_jsonl(results: list[TrialRecord]) -> str:
 
 def seeds_csv(results: list[TrialRecord], fields: list[str]) -> str:
   """seeds.csv: per setting trained with several seeds, the mean, standard deviation and the
-  half-width of a 95% interval of each metric over its seeds."""
+  half-width of a 95% interval of each metric over its seeds, then each seed's value of the
+  metrics whose per-seed values the records keep (`<metric>_seed<i>`: seed i of every setting
+  shares its init and data order, so the report pairs them)."""
   out = io.StringIO()
   writer = csv.writer(out)
-  writer.writerow(('trial',) + tuple(fields) + ('status', 'seeds') + SEED_COLUMNS)
+  per_seed = sweepfiles.per_seed_columns(results)
+  writer.writerow(('trial',) + tuple(fields) + ('status', 'seeds') + SEED_COLUMNS
+                  + tuple(f'{m}_seed{i}' for m, i in per_seed))
   for r in results:
     cells = [r.value(m + stat) for m in records.METRICS
              for stat in ('',) + sweepfiles.SEED_STATS]
-    writer.writerow([r.trial] + [r.setting[f] for f in fields]
+    cells += [_seed_value(r, m, i) for m, i in per_seed]
+    writer.writerow([r.trial] + [_setting_cell(r, f) for f in fields]
                     + [r.status, r.extras.get('seeds', 1)] + [_cell(c) for c in cells])
   return out.getvalue()
+
+
+def _seed_value(record, metric, i):
+  values = record.extras.get(sweepfiles.per_seed_key(metric), [])
+  return float(values[i]) if i < len(values) else float('nan')
 
 
 def _json_value(value: Any) -> Any:
@@ -104,6 +146,9 @@ def best_config_source(config: ml_collections.ConfigDict, best: TrialRecord, wor
                        metric: str) -> str:
   """A config file that trains `best` alone: its resolved `config`, no sweep, no imports."""
   config = config.copy_and_resolve_references()
+  epoch = best.value(records.BEST_EPOCH)
+  if config.sweep.select == 'best' and math.isfinite(epoch):  # Its best epoch is its last here.
+    config.train.epochs = int(epoch)
   config.sweep.num_trials = 1
   config.sweep.strategy = 'random'
   for section in config.sweep.space.values():
@@ -129,7 +174,7 @@ def leaderboard(results: list[TrialRecord], fields: list[str], metric: str, mode
   metrics = [metric] + [m for m in ('val_accuracy', 'test_accuracy') if m != metric]
   header = ['rank', 'trial'] + metrics + list(fields)
   rows = [[str(i + 1), str(r.trial)] + [records.fmt(r.value(m)) for m in metrics]
-          + [records.fmt(r.setting[f]) for f in fields]
+          + [records.fmt(r.setting[f]) if f in r.setting else '' for f in fields]
           for i, r in enumerate(records.ranked(results, metric, mode)[:top])]
   widths = [max(len(x) for x in col) for col in zip(header, *rows)]
   table = ['  '.join(x.rjust(w) for x, w in zip(line, widths)) for line in [header] + rows]
@@ -157,11 +202,8 @@ def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str
   files.write_text(path(sweepfiles.HISTORY_FILE), history_jsonl(results))
   if any(r.extras.get('seeds', 1) > 1 for r in results):
     files.write_text(path(sweepfiles.SEEDS_FILE), seeds_csv(results, fields))
-  scheduled = figures.scheduled_fields(results, specs)
-  if scheduled:
-    files.write_bytes(path(os.path.join(pages.PLOTS, 'pbt_schedules.png')),
-                      figures.schedules(results, specs, scheduled, metric, mode))
-  pages.build(workdir)  # report.html, report.md and plots/, from the files just written.
+  # report.html, report.md and plots/ (PBT's pbt_schedules.png too), from the files just written.
+  pages.build(workdir)
   ranking = records.ranked(results, metric, mode)
   if not ranking:
     return None

@@ -137,7 +137,8 @@ def _row_value(key, value, path, row):
 def _setting(row, specs, order, path):
   """The swept values of a CSV or progress row, in the order history.jsonl wrote them."""
   fields = [f for f in order if f in specs] + [f for f in specs if f not in order]
-  return {f: _value(specs[f], row[f], path, row['trial'], f) for f in fields if f in row}
+  return {f: _value(specs[f], row[f], path, row['trial'], f) for f in fields
+          if row.get(f) not in (None, '')}  # Empty: inactive (a conditional spec).
 
 
 def lineage_cell(lineage: list[list[int]]) -> str:
@@ -164,6 +165,11 @@ def _from_csv(row, specs, history, scheduled, paths):
       seconds=readers.number(row.get('seconds'), path, trial, 'seconds'),
       diverged_epoch=readers.int_cell(row, 'diverged_epoch', path, None),
       history=_history_rows(rows, specs, scheduled, history_path))
+  # Written only where a trial had them (model.bn_eval batch or precise); an empty cell is none.
+  # And (sweeps since sweep.select) the best epoch by the sweep metric, and the metric there.
+  record.metrics.update({m: readers.number(row[m], path, trial, m) for m in row
+                         if row.get(m) and (m in records.RUNNING + (records.BEST_EPOCH,)
+                                            or m.endswith('_best'))})
   if LINEAGE in row:
     record.extras[LINEAGE] = _lineage(row[LINEAGE], path, trial)
   return record
@@ -185,6 +191,32 @@ def _from_progress(trial, rows, specs, planned_epochs, path):
       history=_progress_history(rows, path))
 
 
+def per_seed_key(metric: str) -> str:
+  """The extras key of a metric's per-seed values (strategies.base.aggregate writes it)."""
+  return f'{metric}_per_seed'
+
+
+def per_seed_columns(results: list[TrialRecord]) -> list[tuple[str, int]]:
+  """(metric, seed index) of seeds.csv's per-seed columns `<metric>_seed<i>`: the metrics whose
+  per-seed values some record keeps, as many seeds as the longest list."""
+  out = []
+  for m in records.METRICS:
+    n = max((len(r.extras.get(per_seed_key(m), [])) for r in results), default=0)
+    out += [(m, i) for i in range(n)]
+  return out
+
+
+def _per_seed(row, path):
+  """{extras key: per-seed values} from a seeds.csv row's `<metric>_seed<i>` columns (none in a
+  seeds.csv written before they were)."""
+  out = {}
+  for m in records.METRICS:
+    columns = [f'{m}_seed{i}' for i in range(len(row)) if f'{m}_seed{i}' in row]
+    if columns:
+      out[per_seed_key(m)] = [readers.number(row[c], path, row['trial'], c) for c in columns]
+  return out
+
+
 def _add_seed_stats(results, workdir):
   """The spread over seeds from seeds.csv (sweep.seeds > 1) into the trials' records."""
   path = os.path.join(workdir, SEEDS_FILE)
@@ -193,6 +225,7 @@ def _add_seed_stats(results, workdir):
     record = by_trial.get(row['trial'])
     if record is not None:
       record.extras['seeds'] = readers.int_cell(row, 'seeds', path, 1)
+      record.extras.update(_per_seed(row, path))
       record.metrics.update({m + s: readers.number(row.get(m + s), path, row['trial'], m + s)
                              for m in records.METRICS for s in SEED_STATS})
 

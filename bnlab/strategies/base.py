@@ -82,14 +82,14 @@ class Context:
     """
     config, k = self.config, self.config.sweep.seeds
     pruner = pruning.from_config(config)
-    if pruner:  # One seed (pruning.check): trial j is setting j.
+    if pruner or config.train.patience:  # One seed (pruning.check): trial j is setting j.
       return slots.train(slots.Run(
           settings, [first_trial + j for j in range(len(settings))],
           lambda indices: [self.trial_config({**settings[i], 'seed': config.seed})
                            for i in indices],
           self.data, self.num_classes, config.seed, self.max_parallel, pruner,
-          config.sweep.metric, config.sweep.mode, self.on_epoch, self.checkpointer),
-                         self.buckets(settings))
+          config.sweep.metric, config.sweep.mode, self.on_epoch, self.checkpointer,
+          patience=config.train.patience), self.buckets(settings))
     groups = [(bucket[:, None] * k + np.arange(k)).reshape(-1)
               for bucket in self.buckets(settings)]
 

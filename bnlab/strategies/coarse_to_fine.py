@@ -40,9 +40,12 @@ def top_box(specs: dict[str, space.Spec], done: list[records.TrialRecord],
   top = ranking[:max(2, math.ceil(config.sweep.coarse_to_fine.top_fraction * len(done)))]
   if not top:  # Every trial diverged: nothing to zoom in on.
     return np.zeros(len(specs)), np.ones(len(specs))
-  cells = np.array([[sampling.u_cell(spec, r.setting[field]) for field, spec in specs.items()]
-                    for r in top])  # [top, d, 2]
-  return cells[:, :, 0].min(0), cells[:, :, 1].max(0)
+  # [top, d, 2]; a field a trial left inactive (a conditional spec) says nothing of its box.
+  cells = np.array([[sampling.u_cell(spec, r.setting[field]) if field in r.setting
+                     else (np.inf, -np.inf) for field, spec in specs.items()] for r in top])
+  lo, hi = cells[:, :, 0].min(0), cells[:, :, 1].max(0)
+  unseen = lo > hi  # Inactive in every top trial: its box stays the whole range.
+  return np.where(unseen, 0.0, lo), np.where(unseen, 1.0, hi)
 
 
 def run(context: base.Context) -> list[records.TrialRecord]:

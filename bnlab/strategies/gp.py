@@ -27,8 +27,10 @@ from bnlab import lazy
 from bnlab import records
 from bnlab import space
 from bnlab import validate
+from bnlab.strategies import asked
 from bnlab.strategies import base
 from bnlab.strategies import random_search
+from bnlab.strategies import sampling
 from bnlab.strategies import tpe
 
 SEARCHES = True
@@ -61,12 +63,10 @@ def _ask(study: Any, specs: dict[str, space.Spec], count: int) -> tuple[list, li
   """`count` trials asked while the previous ones run, and their settings, distinct where the
   space allows (see the module doc)."""
   import optuna  # pylint: disable=import-outside-toplevel  # Imported by _study already.
-  distributions = {field: space.optuna_distribution(spec) for field, spec in specs.items()}
   asked, settings = [], []
   for _ in range(count):
     for redraw in range(_MAX_REDRAWS, 0, -1):
-      trial = study.ask(distributions)
-      setting = {f: space.from_optuna(specs[f], trial.params[f]) for f in specs}
+      trial, setting = sampling.ask(study, specs)  # Define-by-run where specs are conditional.
       if setting not in settings or redraw == 1:  # The last draw is kept, repeat or not.
         break
       study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -76,4 +76,6 @@ def _ask(study: Any, specs: dict[str, space.Spec], count: int) -> tuple[list, li
 
 
 def run(context: base.Context) -> list[records.TrialRecord]:
+  if context.config.sweep.ask == 'slot':
+    return asked.run(context, _study(context.config), _ask, context.config.sweep.gp.batch_size)
   return tpe.run_batches(context, _study(context.config), _ask, context.config.sweep.gp.batch_size)

@@ -42,6 +42,10 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
   if not any(f in EXPLORED for f in specs):
     raise records.ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
                               'hyperparameter, one of: ' + ', '.join(EXPLORED))
+  for field, spec in specs.items():
+    if field in EXPLORED and spec.condition is not None:  # Explore perturbs every member's.
+      raise records.ConfigError(f'sweep.space.{field}: sweep.strategy=\'pbt\' explores it in '
+                                f'every member, so it takes no `if {spec.condition.text}`')
   base.single_seed(config)
 
 

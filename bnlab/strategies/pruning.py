@@ -44,6 +44,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   """sweep.pruner and its fields: a known pruner, on a strategy that trains lists, one seed."""
   sweep = config.sweep
   validate.choice(config, 'sweep.pruner', PRUNERS)
+  _check_patience(config)
   if sweep.pruner == 'none':
     return
   validate.positive(config, 'sweep.pruner_warmup', minimum=0)
@@ -56,6 +57,26 @@ def check(config: ml_collections.ConfigDict) -> None:
   if sweep.seeds != 1:
     raise records.ConfigError(f'sweep.seeds={sweep.seeds!r}: sweep.pruner={sweep.pruner!r} '
                               'takes seeds=1 (a setting\'s seeds would be pruned one by one)')
+
+
+def _check_patience(config: ml_collections.ConfigDict) -> None:
+  """train.patience: off, or an epoch count on a strategy that trains lists, one seed."""
+  validate.positive(config, 'train.patience', minimum=0)
+  patience, strategy = config.train.patience, config.sweep.strategy
+  if not patience:
+    return
+  if strategy not in PRUNABLE:
+    raise records.ConfigError(
+        f'train.patience={patience}: sweep.strategy={strategy!r} stops trials by its own rule; '
+        f'early stopping works with {", ".join(PRUNABLE)}')
+  if config.sweep.seeds != 1:
+    raise records.ConfigError(f'sweep.seeds={config.sweep.seeds!r}: train.patience={patience} '
+                              'takes seeds=1 (a setting\'s seeds would stop one by one)')
+
+
+def stalled(board: 'Board', trial: int, epoch: int, patience: int) -> bool:
+  """Whether `trial`'s best value has not improved over its last `patience` epochs."""
+  return 0 < patience < epoch and board.best(trial, epoch) <= board.best(trial, epoch - patience)
 
 
 class Board:

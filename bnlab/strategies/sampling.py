@@ -9,6 +9,10 @@ A sweep's trials are a `Trials`: a sequence of settings made when they are read,
 of millions of trials starts training within seconds (making every setting up front took minutes)
 and holds only the settings of the chunk it trains. `static_codes` groups the trials into the
 programs they compile to from their u's alone.
+
+A conditional spec (`... if optimizer.name == momentum`) still gets its u column in every
+sampler, so no other field moves; `space.active` then leaves it out of the trials where its
+condition does not hold. Optuna's samplers are asked define-by-run instead (`ask`).
 """
 
 import collections.abc
@@ -80,8 +84,9 @@ class Trials(collections.abc.Sequence):
   def take(self, trials: Sequence[int]) -> list[dict[str, Any]]:
     """The settings of `trials`, in their order."""
     rows = self.u(trials, list(self.specs)).tolist()
-    return [{field: spec.value(u) for (field, spec), u in zip(self.specs.items(), row)}
+    made = [{field: spec.value(u) for (field, spec), u in zip(self.specs.items(), row)}
             for row in rows]
+    return [space.active(self.specs, s) for s in made] if space.conditional(self.specs) else made
 
 
 def take(settings: Sequence[dict[str, Any]], indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -110,17 +115,59 @@ def quasirandom(specs: dict[str, space.Spec], seed: int, num_trials: int) -> Tri
 
 
 def grid(specs: dict[str, space.Spec]) -> Trials:
-  """space.grid_trials, made when read: trial i is the i-th of the product, the last field
-  fastest; its u in each field is the middle of its value's cell, which `Spec.value` maps back
-  to exactly that value."""
+  """The cartesian product of the grid specs, made when read: trial i is the i-th of the
+  product, the last field fastest; its u in each field is the middle of its value's cell, which
+  `Spec.value` maps back to exactly that value. With conditional specs, see `_active_grid`."""
   space.check_grid(specs)
   sizes = [len(spec.args) for spec in specs.values()]
+  if space.conditional(specs):
+    return _active_grid(specs, sizes)
   columns = {field: j for j, field in enumerate(specs)}
 
   def u_rows(trials, fields):
     cells = np.unravel_index(trials, sizes) if sizes else ()
     return _columns([(cells[columns[f]] + 0.5) / sizes[columns[f]] for f in fields], len(trials))
   return Trials(specs, math.prod(sizes), u_rows)
+
+
+def _active_grid(specs: dict[str, space.Spec], sizes: list[int]) -> Trials:
+  """The product's distinct settings once inactive fields are left out, in product order: a
+  conditional field multiplies only the combinations where it is active. Made up front (a
+  grid is small); trial i is still fixed by the specs alone."""
+  cells = np.stack(np.unravel_index(np.arange(math.prod(sizes)), sizes), -1)
+  points, seen, keep = (cells + 0.5) / np.asarray(sizes), set(), []
+  for i, setting in enumerate(from_u(specs, points).take(range(len(points)))):
+    if repr(setting) not in seen:
+      seen.add(repr(setting))
+      keep.append(i)
+  return from_u(specs, points[keep])
+
+
+def ask(study: Any, specs: dict[str, space.Spec]) -> tuple[Any, dict[str, Any]]:
+  """One Optuna trial asked from `study` and its setting. A conditional space is asked
+  define-by-run, as an Optuna objective would: each field after the field its condition reads,
+  and only where the condition holds, so the sampler never sees an inactive field (TPE models
+  each parameter from the trials that have it). Without conditions, one ask of all fields."""
+  if not space.conditional(specs):
+    trial = study.ask({f: space.optuna_distribution(spec) for f, spec in specs.items()})
+    return trial, {f: space.from_optuna(specs[f], trial.params[f]) for f in specs}
+  trial, setting = study.ask(), {}
+  for field in space.condition_order(specs):
+    spec = specs[field]
+    if spec.condition is None or spec.condition.holds(setting):
+      setting[field] = space.from_optuna(spec, _suggest(trial, field,
+                                                        space.optuna_distribution(spec)))
+  return trial, {f: setting[f] for f in specs if f in setting}
+
+
+def _suggest(trial: Any, name: str, distribution: Any) -> Any:
+  """trial.suggest_* for `distribution` (Optuna's public define-by-run calls)."""
+  import optuna  # pylint: disable=import-outside-toplevel  # The caller's study imported it.
+  if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+    return trial.suggest_categorical(name, distribution.choices)
+  if isinstance(distribution, optuna.distributions.IntDistribution):
+    return trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
+  return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
 
 
 def _columns(columns: list[np.ndarray], rows: int) -> np.ndarray:

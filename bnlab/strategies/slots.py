@@ -1,9 +1,11 @@
 """A list of trials trained in slots with a pruner: stopped trials leave, the next start in place.
 
 Each bucket's trials run in one population of at most max_parallel slots. After every epoch each
-slot's trial is judged at its own epoch (the epochs since it started): finished, diverged, or
-pruned (bnlab.strategies.pruning, against every other trial's value at that epoch). A trial that
-stops leaves its slot to the bucket's next trial, initialized in place (Population.refill: the
+slot's trial is judged at its own epoch (the epochs since it started): finished, diverged,
+stopped (train.patience: no better value for that many epochs) or pruned
+(bnlab.strategies.pruning, against every other trial's value at that epoch). A trial that
+stops leaves its slot to the bucket's next trial (with sweep.ask=slot, asked of the sampler only
+then: bnlab.strategies.asked), initialized in place (Population.refill: the
 program goes on, nothing recompiles), so the compute a pruned trial would have spent trains new
 trials instead; once the bucket has no trial left to start, the population shrinks to its running
 trials (Population.take) in a program of half as many members each time they fit (a few compiles
@@ -17,7 +19,7 @@ journals its records when done; a rerun restores both and goes on bit for bit.
 """
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import ml_collections
 import numpy as np
@@ -32,11 +34,27 @@ from bnlab.strategies import pruning
 MakeConfigs = Callable[[list[int]], list[ml_collections.ConfigDict]]
 
 
+class Asker(Protocol):
+  """A sampler asked one trial per slot: it writes run.settings[i] for each of `indices`."""
+
+  def config(self, group: int) -> ml_collections.ConfigDict: ...
+
+  def ask(self, group: int, indices: list[int]) -> None: ...
+
+  def tell(self, index: int, record: records.TrialRecord) -> None: ...
+
+  def replay(self, group: int, done: dict[int, records.TrialRecord],
+             running: dict[str, Any]) -> None: ...
+
+  def running(self, indices: list[int]) -> dict[str, Any]: ...
+
+
 @dataclasses.dataclass
 class Bucket:
   """One bucket's run: its trials (indices into the list), how many have started, the records
   of those that stopped, and which trial each slot of the population holds."""
   members: list[int]
+  group: int = 0  # Its index among the groups given to `train`.
   started: int = 0
   done: dict[int, records.TrialRecord] = dataclasses.field(default_factory=dict)
   slots: list[int] = dataclasses.field(default_factory=list)  # Padded like the population.
@@ -52,22 +70,28 @@ class Run:
   num_classes: int
   seed: int
   max_parallel: int
-  pruner: pruning.Pruner
+  pruner: pruning.Pruner | None  # None: trials stop when done or diverged only.
   metric: str
   mode: str
   on_epoch: population_lib.OnEpoch | None = None
   checkpointer: checkpoint.SweepCheckpointer | None = None
+  # Where trials are asked when their slot frees (bnlab.strategies.asked): `settings` is then
+  # filled as they are asked, and the asker is told every trial that stops.
+  asker: Asker | None = None
+  patience: int = 0  # train.patience: stop a trial whose metric stalled this many epochs.
 
 
 def train(run: Run, groups: list[np.ndarray]) -> list[records.TrialRecord]:
   """Trains every trial of `groups` (each a bucket's indices into run.settings); one record per
   index, in index order."""
   board, out = pruning.Board(), [None] * len(run.settings)
-  for members in groups:
-    bucket = Bucket([int(i) for i in members])
+  for group, members in enumerate(groups):
+    bucket = Bucket([int(i) for i in members], group)
     key = _key(run, bucket)
     done = run.checkpointer.load_chunk(key, [run.trial_ids[i] for i in bucket.members]) \
         if run.checkpointer else None
+    if done is not None and run.asker:  # The sampler relearns what it was told, in order.
+      run.asker.replay(group, dict(zip(bucket.members, done)), {})
     if done is None:
       done = _train_bucket(run, bucket, board, key)
       if run.checkpointer:
@@ -81,7 +105,8 @@ def train(run: Run, groups: list[np.ndarray]) -> list[records.TrialRecord]:
 def _key(run, bucket):
   """The bucket's checkpoint and journal name: its first config, its trials and the seed."""
   ids = [run.trial_ids[i] for i in bucket.members]
-  return 'slots-' + checkpoint.chunk_key(run.configs(bucket.members[:1]),
+  first = [run.asker.config(bucket.group)] if run.asker else run.configs(bucket.members[:1])
+  return 'slots-' + checkpoint.chunk_key(first,
                                          [ids[0], ids[-1], len(ids)], run.seed)
 
 
@@ -100,10 +125,14 @@ def _start(run, bucket, board, key):
   if meta is None:
     count = min(len(bucket.members), programs.member_limit(run.max_parallel))
     bucket.started = count
+    if run.asker:
+      run.asker.ask(bucket.group, bucket.members[:count])
     return _create(run, bucket, population_lib.padded(bucket.members[:count]), count)
   state = meta['extra']['extra']
   bucket.started = state['started']
   bucket.done = {int(i): records.TrialRecord.from_json(r) for i, r in state['done'].items()}
+  if run.asker:
+    run.asker.replay(bucket.group, bucket.done, state['asked'])
   population = _create(run, bucket, state['slots'], state['size'])
   population.restore(run.checkpointer, key)
   for record in bucket.done.values():
@@ -133,7 +162,9 @@ def _judge(run, population, board):
     trial, epoch = int(population.trials[k]), int(epochs[k])
     if epoch >= population.epochs or not np.isfinite(scores[k]):
       stop[k] = records.OK
-    elif pruning.prunes(run.pruner, board.best(trial, epoch), epoch,
+    elif pruning.stalled(board, trial, epoch, run.patience):
+      stop[k] = records.STOPPED
+    elif run.pruner and pruning.prunes(run.pruner, board.best(trial, epoch), epoch,
                         board.others(trial, epoch)):
       stop[k] = records.PRUNED
   return stop
@@ -158,11 +189,15 @@ def _replace(run, bucket, population, stop):
   population to its running trials once none is left to start."""
   free = sorted(stop)
   for slot, record in zip(free, population.records(run.data, free)):
-    if stop[slot] == records.PRUNED and record.status == records.OK:
-      record.status = records.PRUNED
+    if stop[slot] != records.OK and record.status == records.OK:
+      record.status = stop[slot]  # Pruned or stopped: its record stays as trained so far.
     bucket.done[bucket.slots[slot]] = record
+    if run.asker:
+      run.asker.tell(bucket.slots[slot], record)
   new = bucket.members[bucket.started:bucket.started + len(free)]
   bucket.started += len(new)
+  if new and run.asker:
+    run.asker.ask(bucket.group, new)
   if new:
     filled = free[:len(new)]
     population.refill(filled, run.configs(new), [run.settings[i] for i in new],
@@ -194,4 +229,6 @@ def program_size(members: int, running: int) -> int:
 def _save(run, bucket, population, key):
   extra = {'started': bucket.started, 'slots': bucket.slots, 'size': population.size,
            'done': {str(i): r.to_json() for i, r in bucket.done.items()}}
+  if run.asker:
+    extra['asked'] = run.asker.running([bucket.slots[k] for k in range(population.size)])
   population.save(run.checkpointer, key, extra)

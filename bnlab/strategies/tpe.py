@@ -13,8 +13,10 @@ from bnlab import lazy
 from bnlab import records
 from bnlab import space
 from bnlab import validate
+from bnlab.strategies import asked
 from bnlab.strategies import base
 from bnlab.strategies import random_search
+from bnlab.strategies import sampling
 
 SEARCHES = True
 plan = random_search.plan
@@ -44,19 +46,23 @@ def _study(config):
 
 
 def _ask(study, specs, count):
-  distributions = {field: space.optuna_distribution(spec) for field, spec in specs.items()}
-  asked = [study.ask(distributions) for _ in range(count)]
-  return asked, [{f: space.from_optuna(specs[f], t.params[f]) for f in specs} for t in asked]
+  # One at a time: each ask sees the ones before it as running (constant_liar).
+  pairs = [sampling.ask(study, specs) for _ in range(count)]
+  return [trial for trial, _ in pairs], [setting for _, setting in pairs]
 
 
-def tell(study, asked: list, done: list[records.TrialRecord], metric: str) -> None:
-  """Each asked trial's outcome back to the study: its metric, else PRUNED or FAIL."""
+def tell(study, asked: list, done: list[records.TrialRecord],
+         config: ml_collections.ConfigDict) -> None:
+  """Each asked trial's outcome back to the study: its metric at the epoch sweep.select ranks
+  by, else PRUNED or FAIL."""
   import optuna  # pylint: disable=import-outside-toplevel
+  sweep = config.sweep
   for trial, record in zip(asked, done):
+    record = records.with_best_epoch(record, sweep.metric, sweep.mode, sweep.select)
     if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
       study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    elif record.scored(metric):
-      study.tell(trial, record.value(metric))
+    elif record.scored(sweep.metric):
+      study.tell(trial, record.value(sweep.metric))
     else:
       study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
@@ -69,10 +75,12 @@ def run_batches(context: base.Context, study, ask, batch_size: int) -> list[reco
     count = min(batch_size, config.sweep.num_trials - len(done))
     asked, settings = ask(study, context.specs, count)
     new = context.train(settings, len(done))
-    tell(study, asked, new, config.sweep.metric)
+    tell(study, asked, new, config)
     done += new
   return done
 
 
 def run(context: base.Context) -> list[records.TrialRecord]:
+  if context.config.sweep.ask == 'slot':
+    return asked.run(context, _study(context.config), _ask, context.config.sweep.tpe.batch_size)
   return run_batches(context, _study(context.config), _ask, context.config.sweep.tpe.batch_size)
