@@ -152,8 +152,8 @@ def _check_images(model_config: ml_collections.ConfigDict) -> None:
   """Instance norm needs pixels to take statistics over."""
   if model_config.name == 'mlp':
     # An MLP's features have no pixels: each (example, feature) would be normalized alone.
-    raise ConfigError("model.norm='instance' needs images (model.name cnn or resnet): on "
-                      "model.name='mlp' every instance is a single value")
+    raise ConfigError("model.norm='instance' needs images (model.name cnn, resnet or "
+                      "densenet): on model.name='mlp' every instance is a single value")
 
 
 class NormKind(NamedTuple):

@@ -183,8 +183,9 @@ def test_bn_eval_modes_report_their_gap_to_the_running_averages(config, digits):
                                                  'model.widths=(16, 16); valid: 1, 2, 4, 8, 16'),
     ({'model.norm': 'group', 'model.groups': 0}, 'model.groups=0 must be a int >= 1'),
     ({'model.depth': 0}, 'model.depth=0 must be a int >= 1'),
-    ({'model.norm': 'instance'}, "model.norm='instance' needs images (model.name cnn or "
-                                 "resnet): on model.name='mlp' every instance is a single value"),
+    ({'model.norm': 'instance'}, "model.norm='instance' needs images (model.name cnn, "
+                                 "resnet or densenet): on model.name='mlp' every instance is a "
+                                 "single value"),
     ({'model.bn_eval': 'train'}, "model.bn_eval='train' is not one of: running, batch, precise"),
 ])
 def test_bad_model_input_is_one_line_naming_the_field(config, overrides, message):
@@ -246,8 +247,9 @@ def test_every_registered_norm_builds_on_every_model_its_check_allows(config):
                                                  'model.widths=(16, 16); valid: 1, 2, 4, 8, 16'),
     ({'model.norm': 'group', 'model.groups': 4, 'model.widths': (4, 6)},
      'model.groups=4 must divide every width of model.widths=(4, 6); valid: 1, 2'),
-    ({'model.norm': 'instance'}, "model.norm='instance' needs images (model.name cnn or "
-                                 "resnet): on model.name='mlp' every instance is a single value"),
+    ({'model.norm': 'instance'}, "model.norm='instance' needs images (model.name cnn, "
+                                 "resnet or densenet): on model.name='mlp' every instance is a "
+                                 "single value"),
     ({'model.norm': 'batchnorm'}, "model.norm='batchnorm' is not one of: batch, batch_scratch, "
                                   'layer, group, instance, none'),
 ])
