@@ -12,13 +12,14 @@ import os
 import pytest
 
 from bnlab import checks
-from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
 from bnlab import sweep
 from bnlab.strategies import asked
 from bnlab.strategies import base
 from bnlab.strategies import tpe
+from tests import test_pruning
+from tests import test_resume
 
 
 def _config(config, **overrides):
@@ -36,14 +37,9 @@ def _rows(workdir):
 
 def test_each_trial_is_asked_when_a_slot_frees_and_told_when_it_stops(
     config, tmp_path, monkeypatch):
-  studies, sizes = [], []
-  real_study, real_run_epoch = tpe._study, population_lib.Population.run_epoch
+  studies, real_study = [], tpe._study
   monkeypatch.setattr(tpe, '_study', lambda c: studies.append(real_study(c)) or studies[-1])
-
-  def run_epoch(self, *args, **kwargs):
-    sizes.append(len(self.trials))
-    return real_run_epoch(self, *args, **kwargs)
-  monkeypatch.setattr(population_lib.Population, 'run_epoch', run_epoch)
+  sizes = test_pruning._count_member_epochs(monkeypatch)
   done = sweep.run(_config(config), str(tmp_path / 'run'))
   (study,) = studies
   assert [r.trial for r in done] == list(range(9))
@@ -54,8 +50,8 @@ def test_each_trial_is_asked_when_a_slot_frees_and_told_when_it_stops(
   for record in done:
     seen = by_number[record.extras['ask_seq'] - sum(
         1 for r in done if r.extras['tell_seq'] < record.extras['ask_seq'])]
-    for field in asked.static_specs(space.parse_space(_config(config).sweep.space)).items():
-      assert field not in seen.params
+    static = asked.static_specs(space.parse_space(_config(config).sweep.space))
+    assert set(seen.params) == set(record.setting) - set(static)  # Only what was asked.
     lr = seen.params['optimizer.learning_rate']
     assert lr == record.setting['optimizer.learning_rate']
     assert record.extras['tell_seq'] > record.extras['ask_seq']
@@ -72,17 +68,10 @@ def test_each_trial_is_asked_when_a_slot_frees_and_told_when_it_stops(
 
 def test_a_killed_slot_sweep_resumes_to_the_uninterrupted_results(config, tmp_path, monkeypatch):
   sweep.run(_config(config), str(tmp_path / 'whole'))
-  calls, real = [], population_lib.Population.run_epoch
-
-  def run_epoch(self, *args, **kwargs):
-    calls.append(1)
-    if len(calls) == 4:
-      raise KeyboardInterrupt
-    return real(self, *args, **kwargs)
-  monkeypatch.setattr(population_lib.Population, 'run_epoch', run_epoch)
-  with pytest.raises(KeyboardInterrupt):
-    sweep.run(_config(config), str(tmp_path / 'killed'))
-  monkeypatch.setattr(population_lib.Population, 'run_epoch', real)
+  with monkeypatch.context() as patch:
+    test_resume._count_epochs(patch, fail_at=4)
+    with pytest.raises(test_resume.Interrupt):
+      sweep.run(_config(config), str(tmp_path / 'killed'))
   sweep.run(_config(config), str(tmp_path / 'killed'))
   assert _rows(str(tmp_path / 'killed')) == _rows(str(tmp_path / 'whole'))
 

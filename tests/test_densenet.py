@@ -16,6 +16,7 @@ from bnlab import checks
 from bnlab import densenet
 from bnlab import models
 from bnlab import space
+from tests import test_models
 from tests.conftest import ROOT
 from tests.conftest import member
 from tests.conftest import train_population
@@ -46,10 +47,7 @@ def test_every_norm_is_injected_into_every_layer_and_transition(config):
   x = _images((3, 8, 8, 1))
   for norm, kind in models.NORMS.items():
     model = models.make_model(_model_config(config, norm=norm), 10, HPARAMS)
-    # Shapes and variable trees only (eval_shape), as tests/test_models.py's registry test.
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1], train=False))
-    logits, updates = jax.eval_shape(
-        lambda v: model.apply(v, x, train=True, mutable=['batch_stats']), variables)
+    variables, logits, updates = test_models.abstract_init_apply(model, x)
     assert logits.shape == (3, 10)
     assert bool(updates) == bool(variables.get('batch_stats')) == kind.running_averages
     built = kind.factory(train=True, momentum=0.9, epsilon=1e-5, groups=2, ndim=x.ndim)()

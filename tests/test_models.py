@@ -22,6 +22,15 @@ from tests.conftest import train_population
 from tests.conftest import train_trials
 
 
+def abstract_init_apply(model, x):
+  """(variables, logits, batch_stats updates) of `model` on `x`, as shapes and variable trees
+  only (jax.eval_shape): building every model x norm eagerly took ~20 s."""
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1], train=False))
+  logits, updates = jax.eval_shape(
+      lambda v: model.apply(v, x, train=True, mutable=['batch_stats']), variables)
+  return variables, logits, updates
+
+
 def _assert_trees_close(a, b, rtol, atol):
   jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
 
@@ -228,10 +237,7 @@ def test_every_registered_norm_builds_on_every_model_its_check_allows(config):
         continue
       allowed.add((name, norm))
       model = models.make_model(model_config, 10, hparams)
-      # Shapes and variable trees only (eval_shape): building 17 models eagerly took ~20 s.
-      variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1], train=False))
-      logits, updates = jax.eval_shape(
-          lambda v: model.apply(v, x, train=True, mutable=['batch_stats']), variables)
+      variables, logits, updates = abstract_init_apply(model, x)
       assert logits.shape == (3, 10)
       assert bool(updates) == bool(variables.get('batch_stats')) == kind.running_averages
       # The wrapper keeps the paths: Norm_0/<the factory's module>_0/..., nothing for none.

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from bnlab import checks
-from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
 from bnlab import sweep
 from bnlab.strategies import pruning
+from tests import test_pruning
 
 
 def test_stalled_is_no_improvement_over_the_last_k_epochs():
@@ -39,12 +39,7 @@ def _config(config, **overrides):
 
 
 def test_stopped_trials_leave_and_the_others_are_bit_identical(config, tmp_path, monkeypatch):
-  counted, real = [], population_lib.Population.run_epoch
-
-  def run_epoch(self, *args, **kwargs):
-    counted.append(len(self.trials))
-    return real(self, *args, **kwargs)
-  monkeypatch.setattr(population_lib.Population, 'run_epoch', run_epoch)
+  counted = test_pruning._count_member_epochs(monkeypatch)
   # A pruner that never fires puts the plain run in the same slots engine (own data orders).
   whole = sweep.run(_config(config, **{'sweep.pruner': 'median', 'sweep.pruner_warmup': 6}),
                     str(tmp_path / 'whole'))

@@ -33,6 +33,7 @@ from bnlab import space
 from bnlab import validate
 from bnlab.strategies import base
 from bnlab.strategies import pruning
+from bnlab.strategies import sampling
 from bnlab.strategies import slots
 
 ASKS = ('batch', 'slot')
@@ -70,7 +71,8 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
     raise records.ConfigError(f"sweep.ask='slot': sweep.strategy={sweep.strategy!r} asks no "
                               f'sampler; slot asks work with {", ".join(ASKING)}')
   base.single_seed(config)
-  for field, spec in static_specs(specs).items():
+  static = static_specs(specs)
+  for field, spec in static.items():
     if spec.condition is not None:
       raise records.ConfigError(
           f"sweep.space.{field}: with sweep.ask='slot' a field that shapes the program takes no "
@@ -79,26 +81,25 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
       raise records.ConfigError(
           f"sweep.space.{field}={spec.kind}(...): with sweep.ask='slot' a field that shapes the "
           'program takes choice(...) or int_uniform(...) (each value trains in its own slots)')
-  count = int(np.prod([len(_values(s)) for s in static_specs(specs).values()]))
+  count = int(np.prod([len(_values(s)) for s in static.values()]))
   if count > sweep.num_trials:
     raise records.ConfigError(
         f"sweep.num_trials={sweep.num_trials}: sweep.ask='slot' trains each of the {count} "
-        f'combinations of {", ".join(static_specs(specs))} in its own slots; give it at least '
-        f'{count} trials')
+        f'combinations of {", ".join(static)} in its own slots; give it at least {count} trials')
 
 
 def tell(study: Any, trial: Any, record: records.TrialRecord,
-         config: ml_collections.ConfigDict) -> None:
-  """One stopped trial back to the sampler: its value at every epoch, then its outcome (its
-  value at the epoch sweep.select ranks by)."""
+         config: ml_collections.ConfigDict, curve: bool = True) -> None:
+  """One stopped trial back to the sampler: (with `curve`) its value at every epoch, then its
+  outcome: its value at the epoch sweep.select ranks by, else PRUNED or FAIL."""
   import optuna  # pylint: disable=import-outside-toplevel  # Imported by the study already.
   metric = config.sweep.metric
   record = records.with_best_epoch(record, metric, config.sweep.mode, config.sweep.select)
-  if record.status != records.DIVERGED:
+  if curve and record.status != records.DIVERGED:
     for row in record.history:
       if np.isfinite(row.get(metric, np.nan)):
         trial.report(float(row[metric]), int(row['epoch']))
-  if record.status == records.PRUNED:
+  if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
   elif record.scored(metric):
     study.tell(trial, record.value(metric))
@@ -179,8 +180,7 @@ def run(context: base.Context, study: Any, ask: AskFn, slots_per_bucket: int
   config = context.config
   statics = combinations(context.specs)
   total = config.sweep.num_trials
-  shares = [total // len(statics) + (g < total % len(statics)) for g in range(len(statics))]
-  bounds = np.cumsum([0] + shares)
+  bounds = np.cumsum([0] + sampling.split(total, len(statics)))
   groups = [np.arange(bounds[g], bounds[g + 1]) for g in range(len(statics))]
   settings: list[dict[str, Any] | None] = [None] * total
   asker = Asker(context, study, ask, statics, settings)

@@ -29,8 +29,7 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
 
 def round_sizes(config: ml_collections.ConfigDict) -> list[int]:
   """num_trials split over the rounds; the first ones get the remainder, one each."""
-  n, rounds = config.sweep.num_trials, config.sweep.coarse_to_fine.rounds
-  return [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+  return sampling.split(config.sweep.num_trials, config.sweep.coarse_to_fine.rounds)
 
 
 def top_box(specs: dict[str, space.Spec], done: list[records.TrialRecord],

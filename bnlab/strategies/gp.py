@@ -63,16 +63,16 @@ def _ask(study: Any, specs: dict[str, space.Spec], count: int) -> tuple[list, li
   """`count` trials asked while the previous ones run, and their settings, distinct where the
   space allows (see the module doc)."""
   import optuna  # pylint: disable=import-outside-toplevel  # Imported by _study already.
-  asked, settings = [], []
+  trials, settings = [], []
   for _ in range(count):
     for redraw in range(_MAX_REDRAWS, 0, -1):
       trial, setting = sampling.ask(study, specs)  # Define-by-run where specs are conditional.
       if setting not in settings or redraw == 1:  # The last draw is kept, repeat or not.
         break
       study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    asked.append(trial)
+    trials.append(trial)
     settings.append(setting)
-  return asked, settings
+  return trials, settings
 
 
 def run(context: base.Context) -> list[records.TrialRecord]:

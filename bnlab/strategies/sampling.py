@@ -35,6 +35,11 @@ def quasirandom_u(num_dims: int, seed: Any, num_points: int) -> np.ndarray:
   return sobol.random_base2(max(0, math.ceil(math.log2(max(num_points, 1)))))[:num_points]
 
 
+def split(total: int, parts: int) -> list[int]:
+  """`total` in `parts` near-equal shares, the first ones one larger where it does not divide."""
+  return [total // parts + (1 if p < total % parts else 0) for p in range(parts)]
+
+
 def settings_from_u(specs: dict[str, space.Spec], points: np.ndarray) -> list[dict[str, Any]]:
   """One {field: value} per row of `points` [n, d], columns in the order of `specs`."""
   return [{field: spec.value(u) for (field, spec), u in zip(specs.items(), row)}

@@ -51,20 +51,11 @@ def _ask(study, specs, count):
   return [trial for trial, _ in pairs], [setting for _, setting in pairs]
 
 
-def tell(study, asked: list, done: list[records.TrialRecord],
+def tell(study, trials: list, done: list[records.TrialRecord],
          config: ml_collections.ConfigDict) -> None:
-  """Each asked trial's outcome back to the study: its metric at the epoch sweep.select ranks
-  by, else PRUNED or FAIL."""
-  import optuna  # pylint: disable=import-outside-toplevel
-  sweep = config.sweep
-  for trial, record in zip(asked, done):
-    record = records.with_best_epoch(record, sweep.metric, sweep.mode, sweep.select)
-    if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
-      study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    elif record.scored(sweep.metric):
-      study.tell(trial, record.value(sweep.metric))
-    else:
-      study.tell(trial, state=optuna.trial.TrialState.FAIL)
+  """Each asked trial's outcome back to the study (asked.tell, without the per-epoch curve)."""
+  for trial, record in zip(trials, done):
+    asked.tell(study, trial, record, config, curve=False)
 
 
 def run_batches(context: base.Context, study, ask, batch_size: int) -> list[records.TrialRecord]:
@@ -73,9 +64,9 @@ def run_batches(context: base.Context, study, ask, batch_size: int) -> list[reco
   config, done = context.config, []
   while len(done) < config.sweep.num_trials:
     count = min(batch_size, config.sweep.num_trials - len(done))
-    asked, settings = ask(study, context.specs, count)
+    trials, settings = ask(study, context.specs, count)
     new = context.train(settings, len(done))
-    tell(study, asked, new, config)
+    tell(study, trials, new, config)
     done += new
   return done
 
