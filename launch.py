@@ -63,23 +63,13 @@ def parse_flags(argv):
     raise
 
 
-def default_workdir(config_file: str) -> str:
-  """runs/<config file stem>; a sweep's best_config.py trains beside its sweep, in <sweep>_best
-  (runs/sweep/best_config.py -> runs/sweep_best), so two sweeps' winners never share a workdir."""
-  folder, name = os.path.split(os.path.normpath(config_file))
-  stem = os.path.splitext(name)[0]
-  if stem == 'best_config' and os.path.basename(folder):
-    return f'{folder}_best'
-  return os.path.join('runs', stem)
-
-
 def main(argv):
   if len(argv) > 1:
     fail(f'unexpected arguments {" ".join(argv[1:])}: every setting is a flag, '
          '--name=value (--config.x.y=value for a config field)')
   from bnlab import files  # pylint: disable=import-outside-toplevel
   from bnlab import integrity  # pylint: disable=import-outside-toplevel
-  workdir = _WORKDIR.value or default_workdir(
+  workdir = _WORKDIR.value or files.default_workdir(
       config_flags.get_config_filename(flags.FLAGS['config']))
   if not files.supported(workdir):
     fail(f'--workdir={workdir}: unsupported location; valid: a local folder or '

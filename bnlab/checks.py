@@ -13,6 +13,7 @@ from bnlab import files
 from bnlab import models
 from bnlab import npz
 from bnlab import optim
+from bnlab import pareto
 from bnlab import prechecks
 from bnlab import records
 from bnlab import space
@@ -233,3 +234,26 @@ def check_strategy(config: ml_collections.ConfigDict, specs: dict[str, space.Spe
   strategies.STRATEGIES[strategy].check(config, specs)
   pruning.check(config)
   asked.check(config, specs)
+  check_objectives(config)
+
+
+def check_objectives(config: ml_collections.ConfigDict) -> None:
+  """sweep.objectives: known metrics, the first the sweep metric, on a strategy that keeps the
+  whole front (no pruner, no slot asks: both stop trials by one metric)."""
+  sweep = config.sweep
+  objectives = pareto.parse(sweep.objectives)
+  if not objectives:
+    return
+  first = objectives[0]
+  field = f'sweep.objectives={sweep.objectives!r}'
+  if (first.metric, first.mode) != (sweep.metric, sweep.mode):
+    raise ConfigError(f'{field}: the first objective is the sweep metric, here '
+                      f'{sweep.metric}:{sweep.mode}; set --config.sweep.metric={first.metric} '
+                      f'--config.sweep.mode={first.mode}, or put {sweep.metric}:{sweep.mode} first')
+  if sweep.strategy not in strategies.PARETO:
+    raise ConfigError(f'{field}: sweep.strategy={sweep.strategy!r} ranks by one metric; a '
+                      f'Pareto front works with {", ".join(strategies.PARETO)}')
+  for name, off in (('sweep.pruner', 'none'), ('sweep.ask', 'batch')):
+    if validate.get_field(config, name) != off:
+      raise ConfigError(f'{field}: {name}={validate.get_field(config, name)!r} stops trials by '
+                        f'sweep.metric alone and would cut the front; set {name}={off!r}')

@@ -17,6 +17,21 @@ from etils import epath
 REMOTE_SCHEMES = ('gs',)  # Through tf.io.gfile; TensorFlow 2.21 itself has no s3:// or az://.
 
 
+def default_workdir(config_file: str) -> str:
+  """launch.py's workdir for a config file without --workdir: runs/<config file stem>. A sweep's
+  best_config.py trains beside its sweep, in <sweep>_best (runs/sweep/best_config.py ->
+  runs/sweep_best), and a Pareto front's configs in <sweep>_pareto (runs/sweep/pareto/
+  trial_7.py -> runs/sweep_pareto/trial_7), so two sweeps' winners never share a workdir."""
+  folder, name = os.path.split(os.path.normpath(config_file))
+  stem = os.path.splitext(name)[0]
+  if stem == 'best_config' and os.path.basename(folder):
+    return f'{folder}_best'
+  sweep, sub = os.path.split(folder)
+  if sub == 'pareto' and os.path.basename(sweep):
+    return os.path.join(f'{sweep}_pareto', stem)
+  return os.path.join('runs', stem)
+
+
 def is_local(path: epath.PathLike) -> bool:
   """Whether `path` is a plain local path, not a `scheme://...` URI."""
   return '://' not in os.fspath(path)

@@ -14,6 +14,7 @@ import dataclasses
 
 import ml_collections
 
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import validate
@@ -104,3 +105,5 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   check_names(config)
   if validate.has_field(config, 'sweep.strategy') and 'space' in config.sweep:
     check_space_names(config)
+  if validate.has_field(config, 'sweep.objectives'):
+    pareto.parse(config.sweep.objectives)

@@ -35,7 +35,7 @@ RESULT_NEUTRAL = ('train.checkpoint_every', 'train.keep_checkpoints')
 ADDED_FIELDS = {'sweep.pruner': 'none', 'sweep.pruner_warmup': 1, 'sweep.pruner_percentile': 50.0,
                 'dataset.scaling': 'standardize', 'sweep.gp.batch_size': 8,
                 'sweep.ask': 'batch', 'train.patience': 0, 'sweep.select': 'last',
-                'model.growth_rate': 12}
+                'model.growth_rate': 12, 'sweep.objectives': ''}
 
 
 class ConfigError(ValueError):

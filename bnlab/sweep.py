@@ -24,6 +24,7 @@ from bnlab import member
 from bnlab import memory
 from bnlab import monitor
 from bnlab import parallel
+from bnlab import pareto
 from bnlab import population as population_lib
 from bnlab import programs
 from bnlab import records
@@ -193,7 +194,8 @@ def _finish(config, specs, workdir, done, data, start, live, checkpointer):
   done = [records.with_best_epoch(r, sweep.metric, sweep.mode, sweep.select) for r in done]
   best = results_files.write_sweep(workdir, config, specs, done)
   logging.info('%s in %.1f s', records.count(len(done), 'trial'), time.perf_counter() - start)
-  print(results_files.leaderboard(done, list(specs), config.sweep.metric, config.sweep.mode))
+  print(results_files.leaderboard(done, list(specs), sweep.metric, sweep.mode,
+                                  objectives=pareto.parse(sweep.objectives)))
   checkpointer.mark_complete(workdir, {'trials': len(done), 'best': best and best.trial})
   checkpointer.close()
   if best is None:

@@ -81,6 +81,10 @@ def get_config():
   # Which epoch's validation metrics rank a trial: last | best (its best epoch by sweep.metric;
   # best_config.py then trains to that epoch). results.csv has best_epoch either way.
   config.sweep.select = 'last'
+  # Two or more objectives, e.g. 'val_accuracy:max, param_count:min' (the first is sweep.metric:
+  # sweep.mode; others: val_loss, train_loss, param_count, flops_per_example, seconds_per_epoch).
+  # grid, random, quasirandom and tpe then rank by the Pareto front (pareto.csv, pareto/); '' = one.
+  config.sweep.objectives = ''
   config.sweep.max_parallel = 256  # Members per compiled program at most; more run in chunks.
   config.sweep.seeds = 1  # Init/data seeds per setting, side by side; results give mean and spread.
   # Lists of trials (grid, random, quasirandom, coarse_to_fine, tpe, gp) may stop a trial early:

@@ -75,7 +75,7 @@ def kernel_grad_norms(config, data, num_classes, batch=64):
                             mutable=['batch_stats'])
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  grads = jax.grad(loss)(variables['params'])
+  grads = jax.jit(jax.grad(loss))(variables['params'])  # One compile, not op by op.
   kernels = [(p, g) for p, g in jax.tree_util.tree_flatten_with_path(grads)[0]
              if getattr(p[-1], 'key', '') == 'kernel' and not _stage_boundary(p)]
   return [float(np.linalg.norm(g)) for _, g in sorted(kernels, key=lambda k: _layer_key(k[0]))]

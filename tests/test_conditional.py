@@ -143,7 +143,8 @@ def test_tpe_and_gp_ask_define_by_run(config, monkeypatch, strategy):
 def test_unconditional_spaces_are_asked_as_before():
   """sampling.ask without conditions is the one ask of every distribution tpe made before."""
   specs = test_strategies.SPECS
-  study, before = (tpe._study(ml_collections.ConfigDict({'seed': 5, 'sweep': {'mode': 'max'}}))
+  study, before = (tpe._study(ml_collections.ConfigDict(
+      {'seed': 5, 'sweep': {'mode': 'max', 'objectives': ''}}))
                    for _ in range(2))
   distributions = {f: space.optuna_distribution(s) for f, s in specs.items()}
   for _ in range(5):

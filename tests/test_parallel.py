@@ -120,7 +120,9 @@ def baseline(tmp_path_factory, data_dir):
 
 @pytest.mark.parametrize('devices, block_bytes, block', [
     (4, None, 2),  # 8 members, 2 on each device.
-    (2, '1', programs.MIN_MEMBERS),  # 4 on each device, in 2 blocks of 2 (programs.in_blocks).
+    # 4 on each device, in 2 blocks of 2 (programs.in_blocks); slow: one device's blocks are
+    # test_population's, and the 4-device case covers the sharding.
+    pytest.param(2, '1', programs.MIN_MEMBERS, marks=pytest.mark.slow),
 ])
 def test_more_devices_give_the_one_device_results(baseline, data_dir, tmp_path, devices,
                                                   block_bytes, block):

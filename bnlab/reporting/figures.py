@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import matplotlib.tri
 import numpy as np
 
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab.records import TrialRecord
@@ -335,4 +336,32 @@ def compare_metric(sweeps: list[sweepfiles.Sweep]) -> bytes:
   for ax in (left, right):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+  return png(fig)
+
+
+def pareto_front(results: list[TrialRecord], objectives: tuple[pareto.Objective, ...]) -> bytes:
+  """The first objective against each other one: every trial with a front as a dot, the front
+  trials labelled by trial id and joined as a staircase (what a better trial must beat). With
+  three or more objectives a trial off a panel's staircase may still be on the front."""
+  points = pareto.values(results, objectives)
+  fronts = pareto.front_ranks(points)
+  others = objectives[1:]
+  fig, axes = plt.subplots(1, len(others), figsize=(5.5 * len(others), 4.2), squeeze=False)
+  first = objectives[0]
+  for ax, other in zip(axes[0], others):
+    x = np.array([r.value(other.metric) for r in results])
+    y = np.array([r.value(first.metric) for r in results])
+    ax.scatter(x[fronts > 1], y[fronts > 1], s=14, color='0.6', label='dominated')
+    on = np.flatnonzero(fronts == 1)
+    ax.scatter(x[on], y[on], s=28, color='C3', zorder=3, label='Pareto front')
+    order = on[np.argsort(x[on] if other.mode == 'min' else -x[on])]
+    ax.step(x[order], y[order], where='post', color='C3', linewidth=1)
+    for i in on:
+      ax.annotate(f'#{results[i].trial}', (x[i], y[i]), fontsize=7, xytext=(3, 3),
+                  textcoords='offset points')
+    if other.metric in ('param_count', 'flops_per_example'):
+      ax.set_xscale('log')
+    ax.set_xlabel(f'{other.metric} ({"lower" if other.mode == "min" else "higher"} is better)')
+    ax.set_ylabel(f'{first.metric} ({"higher" if first.mode == "max" else "lower"} is better)')
+    ax.legend(fontsize=8)
   return png(fig)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from bnlab import files
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import worker
@@ -48,13 +49,29 @@ class Page:
 
 
 def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str], list[list[str]]]:
-  """(header, rows) of the top trials with every metric and swept field."""
+  """(header, rows) of the top trials with every metric and swept field (with sweep.objectives:
+  by Pareto front, then the first objective; each trial's front and costs shown)."""
+  objectives = sweep.objectives
   metrics = [sweep.metric] + [m for m in records.METRICS if m != sweep.metric]
-  header = ['rank', 'trial', 'status'] + metrics + ['epochs'] + list(sweep.specs)
-  rows = [[str(i + 1), str(r.trial), r.status] + [records.fmt(r.value(m)) for m in metrics]
+  metrics += [o.metric for o in objectives if o.metric not in metrics]
+  ranking = (pareto.ranked(sweep.results, objectives) if objectives
+             else records.ranked(sweep.results, sweep.metric, sweep.mode))
+  fronts = pareto.ranks(sweep.results, objectives) if objectives else {}
+  header = (['rank', 'trial', 'status'] + (['front'] if objectives else []) + metrics
+            + ['epochs'] + list(sweep.specs))
+  rows = [[str(i + 1), str(r.trial), r.status] + ([str(fronts[r.trial])] if objectives else [])
+          + [records.fmt(r.value(m)) for m in metrics]
           + [str(r.epochs)] + [records.fmt(r.setting.get(f, '')) for f in sweep.specs]
-          for i, r in enumerate(records.ranked(sweep.results, sweep.metric, sweep.mode)[:top])]
+          for i, r in enumerate(ranking[:top])]
   return header, rows
+
+
+def ranked_by(sweep: sweepfiles.Sweep) -> str:
+  """What orders the leaderboard: the sweep metric, or the Pareto front and then the metric."""
+  if not sweep.objectives:
+    return sweep.metric
+  names = ', '.join(f'{o.metric}:{o.mode}' for o in sweep.objectives)
+  return f'Pareto front of {names}, then {sweep.metric}'
 
 
 def ranked_epoch(sweep: sweepfiles.Sweep) -> str:
@@ -119,6 +136,8 @@ def make_page(sweep: sweepfiles.Sweep) -> Page:
            for f, s in specs.items()]
   rest.append(('curves.png', 'Learning curves',
                figures.curves(results, metric, mode, list(specs))))
+  if sweep.objectives and any(r.scored(metric) for r in results):
+    rest.append(('pareto.png', 'Pareto front', figures.pareto_front(results, sweep.objectives)))
   scheduled = figures.scheduled_fields(results, specs)
   if scheduled:  # PBT: what its hyperparameters did over the epochs.
     rest.append(('pbt_schedules.png', 'PBT hyperparameter schedules',
@@ -166,7 +185,7 @@ def html_body(page: Page, images: bool = True) -> str:
   tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'<h2>{html.escape(sweep.name)}</h2>',
            html_table(['', ''], summary_rows(sweep), 'summary'),
-           f'<h3>Leaderboard (top {TOP} by {html.escape(sweep.metric)}, '
+           f'<h3>Leaderboard (top {TOP} by {html.escape(ranked_by(sweep))}, '
            f'{ranked_epoch(sweep)})</h3>',
            html_table(*leaderboard_rows(sweep), 'leaderboard')
            + (f'<p class="tie">{html.escape(tie)}.</p>' if tie else ''),
@@ -197,7 +216,7 @@ def markdown(page: Page) -> str:
   tie = records.top_tie(sweep.results, sweep.metric, sweep.mode)
   parts = [f'# Sweep report: {sweep.name}', '',
            '\n'.join(f'- **{k}**: {v}' for k, v in summary_rows(sweep)), '',
-           f'## Leaderboard (top {TOP} by {sweep.metric}, {ranked_epoch(sweep)})', '',
+           f'## Leaderboard (top {TOP} by {ranked_by(sweep)}, {ranked_epoch(sweep)})', '',
            _md_table(*leaderboard_rows(sweep)) + (f'\n\n{tie}.' if tie else ''), '',
            '## Hyperparameter importance', '',
            _md_table(['field', 'fANOVA importance'], _importance_rows(page))

@@ -29,6 +29,7 @@ from typing import Any
 import ml_collections
 
 from bnlab import files
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import worker
@@ -36,6 +37,9 @@ from bnlab.records import TrialRecord
 from bnlab.reporting import pages
 from bnlab.reporting import sweepfiles
 
+BEST_CONFIG = 'best_config.py'
+PARETO_FILE = 'pareto.csv'  # With sweep.objectives: results.csv's rows of the front trials.
+PARETO_DIR = 'pareto'  # ... and pareto/trial_<id>.py, a config that trains each alone.
 # The columns of results.csv after `trial` and the swept fields.
 CSV_TAIL = ('status',) + records.METRICS + ('epochs', 'seconds', 'diverged_epoch')
 SEED_COLUMNS = tuple(f'{m}_{stat}' for m in records.METRICS for stat in ('mean', 'std', 'ci95'))
@@ -55,10 +59,11 @@ def _setting_cell(record: TrialRecord, field: str) -> Any:
 
 def running_columns(results: list[TrialRecord]) -> tuple[str, ...]:
   """The optional metrics that some trial has, as results.csv columns: the running-average
-  ones (records.RUNNING: the gap between precise or batch and running BN statistics), and the
-  best epoch by the sweep metric with the metric there (records.with_best_epoch)."""
+  ones (records.RUNNING: the gap between precise or batch and running BN statistics), the
+  best epoch by the sweep metric with the metric there (records.with_best_epoch), and what each
+  trial cost (pareto.COSTS, with sweep.objectives)."""
   best = [m for r in results[:1] for m in r.metrics if m.endswith('_best')]
-  return tuple(m for m in records.RUNNING + (records.BEST_EPOCH,) + tuple(best)
+  return tuple(m for m in records.RUNNING + (records.BEST_EPOCH,) + tuple(best) + pareto.COSTS
                if any(m in r.metrics for r in results))
 
 
@@ -71,16 +76,23 @@ def _cell(value: Any) -> Any:
   return '' if records.jsonable(value) is None else value
 
 
-def results_csv(results: list[TrialRecord], fields: list[str]) -> str:
+def results_csv(results: list[TrialRecord], fields: list[str],
+                objectives: tuple[pareto.Objective, ...] = (),
+                fronts: dict[int, int] | None = None) -> str:
   """results.csv: one row per trial, the swept `fields` in their order, then CSV_TAIL, then the
   `running_columns`, then (PBT: where records carry extras['lineage']) the lineage as
-  `epoch:trial` pairs."""
+  `epoch:trial` pairs, then (with `objectives`) each trial's Pareto front, `pareto_rank`: 1 on
+  the front, empty with no front (diverged). `fronts` are the fronts of a larger set (pareto.csv
+  holds some of results.csv's trials and keeps their fronts among all of them)."""
   out = io.StringIO()
   writer = csv.writer(out)
   lineage = any(sweepfiles.LINEAGE in r.extras for r in results)
   running = running_columns(results)
+  if objectives and fronts is None:
+    fronts = pareto.ranks(results, objectives)
   writer.writerow(('trial',) + tuple(fields) + CSV_TAIL + running
-                  + ((sweepfiles.LINEAGE,) if lineage else ()))
+                  + ((sweepfiles.LINEAGE,) if lineage else ())
+                  + ((pareto.RANK,) if objectives else ()))
   for r in results:
     cells = ([_setting_cell(r, f) for f in fields] + [r.status]
              + [r.value(m) for m in records.METRICS] + [r.epochs, r.seconds, r.diverged_epoch]
@@ -88,6 +100,8 @@ def results_csv(results: list[TrialRecord], fields: list[str]) -> str:
                 for m in running])
     if lineage:
       cells.append(sweepfiles.lineage_cell(r.extras.get(sweepfiles.LINEAGE, [])))
+    if objectives:
+      cells.append(fronts.get(r.trial, ''))
     writer.writerow([r.trial] + [_cell(c) for c in cells])
   return out.getvalue()
 
@@ -143,8 +157,11 @@ def best_json(best: TrialRecord) -> str:
 
 
 def best_config_source(config: ml_collections.ConfigDict, best: TrialRecord, workdir: str,
-                       metric: str) -> str:
-  """A config file that trains `best` alone: its resolved `config`, no sweep, no imports."""
+                       metric: str, name: str = BEST_CONFIG,
+                       objectives: tuple[pareto.Objective, ...] = ()) -> str:
+  """A config file that trains `best` alone: its resolved `config`, no sweep, no imports.
+  `name` is where it goes in `workdir` (BEST_CONFIG, or pareto/trial_<id>.py of a front trial,
+  whose docstring gives every objective's value)."""
   config = config.copy_and_resolve_references()
   epoch = best.value(records.BEST_EPOCH)
   if config.sweep.select == 'best' and math.isfinite(epoch):  # Its best epoch is its last here.
@@ -155,12 +172,18 @@ def best_config_source(config: ml_collections.ConfigDict, best: TrialRecord, wor
     for key in section:
       section[key] = ''
   literal = pprint.pformat(config.to_dict(), indent=1, width=96, sort_dicts=False)
-  return (f'"""Trial {best.trial} of the sweep in {workdir}: {metric} '
-          f'{best.value(metric):.4f}. Train it alone:\n\n'
-          f'    python launch.py --config={os.path.join(workdir, "best_config.py")}\n\n'
-          f'(into {os.path.normpath(workdir)}_best unless --workdir says otherwise).\n"""\n\n'
+  scores = ', '.join(f'{o.metric} {records.fmt(best.value(o.metric))}' for o in objectives)
+  return (f'"""Trial {best.trial} of the sweep in {workdir}: '
+          f'{scores or f"{metric} {best.value(metric):.4f}"}. Train it alone:\n\n'
+          f'    python launch.py --config={os.path.join(workdir, name)}\n\n'
+          f'(into {trains_into(workdir, name)} unless --workdir says otherwise).\n"""\n\n'
           f'import ml_collections\n\n\ndef get_config():\n'
           f'  return ml_collections.ConfigDict(\n{_indent(literal, 6)})\n')
+
+
+def trains_into(workdir: str, name: str) -> str:
+  """Where `python launch.py --config=WORKDIR/NAME` trains without --workdir."""
+  return files.default_workdir(os.path.join(os.path.normpath(workdir), name))
 
 
 def _indent(text, spaces):
@@ -168,14 +191,20 @@ def _indent(text, spaces):
 
 
 def leaderboard(results: list[TrialRecord], fields: list[str], metric: str, mode: str,
-                top: int = 10) -> str:
+                top: int = 10, objectives: tuple[pareto.Objective, ...] = ()) -> str:
   """The top trials as a fixed-width text table, for the terminal; under it, when the best
-  value is shared, the line that says how many share it and how they were ranked."""
-  metrics = [metric] + [m for m in ('val_accuracy', 'test_accuracy') if m != metric]
-  header = ['rank', 'trial'] + metrics + list(fields)
-  rows = [[str(i + 1), str(r.trial)] + [records.fmt(r.value(m)) for m in metrics]
+  value is shared, the line that says how many share it and how they were ranked. With
+  `objectives`, ranked by Pareto front (then by the first objective), every objective shown."""
+  extra = [o.metric for o in objectives] + ['val_accuracy', 'test_accuracy']
+  metrics = [metric] + [m for m in dict.fromkeys(extra) if m != metric]
+  ranking = (pareto.ranked(results, objectives) if objectives
+             else records.ranked(results, metric, mode))
+  fronts = pareto.ranks(results, objectives) if objectives else {}
+  header = ['rank', 'trial'] + (['front'] if objectives else []) + metrics + list(fields)
+  rows = [[str(i + 1), str(r.trial)] + ([str(fronts[r.trial])] if objectives else [])
+          + [records.fmt(r.value(m)) for m in metrics]
           + [records.fmt(r.setting[f]) if f in r.setting else '' for f in fields]
-          for i, r in enumerate(records.ranked(results, metric, mode)[:top])]
+          for i, r in enumerate(ranking[:top])]
   widths = [max(len(x) for x in col) for col in zip(header, *rows)]
   table = ['  '.join(x.rjust(w) for x, w in zip(line, widths)) for line in [header] + rows]
   tie = records.top_tie(results, metric, mode)
@@ -196,9 +225,10 @@ def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str
   """Writes every file of a finished sweep (see the module doc); returns the best trial, or
   None when no trial counts for `config.sweep.metric` (all diverged)."""
   metric, mode = config.sweep.metric, config.sweep.mode
+  objectives = pareto.parse(config.sweep.objectives)
   fields = list(specs)
   path = lambda name: os.path.join(workdir, name)
-  files.write_text(path(sweepfiles.RESULTS_FILE), results_csv(results, fields))
+  files.write_text(path(sweepfiles.RESULTS_FILE), results_csv(results, fields, objectives))
   files.write_text(path(sweepfiles.HISTORY_FILE), history_jsonl(results))
   if any(r.extras.get('seeds', 1) > 1 for r in results):
     files.write_text(path(sweepfiles.SEEDS_FILE), seeds_csv(results, fields))
@@ -209,6 +239,22 @@ def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str
     return None
   best = ranking[0]
   files.write_text(path('best.json'), best_json(best))
-  files.write_text(path('best_config.py'), best_config_source(
+  files.write_text(path(BEST_CONFIG), best_config_source(
       space.with_overrides(config, best.setting), best, workdir, metric))
+  if objectives:
+    write_front(workdir, config, fields, results, objectives)
   return best
+
+
+def write_front(workdir: str, config: ml_collections.ConfigDict, fields: list[str],
+                results: list[TrialRecord], objectives: tuple[pareto.Objective, ...]) -> None:
+  """pareto.csv (the front's rows of results.csv, best first by the first objective) and
+  pareto/trial_<id>.py for each front trial."""
+  front = pareto.front(results, objectives)
+  files.write_text(os.path.join(workdir, PARETO_FILE),
+                   results_csv(front, fields, objectives, pareto.ranks(results, objectives)))
+  for r in front:
+    name = os.path.join(PARETO_DIR, f'trial_{r.trial}.py')
+    files.write_text(os.path.join(workdir, name), best_config_source(
+        space.with_overrides(config, r.setting), r, workdir, config.sweep.metric, name,
+        objectives))

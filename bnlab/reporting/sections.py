@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
+from bnlab import pareto
 from bnlab import records
 from bnlab.records import TrialRecord
 from bnlab.reporting import figures
@@ -201,6 +202,19 @@ def round_section(results: list[TrialRecord], sizes: list[int], metric: str, mod
                  ['round', 'trials', 'round best', 'best so far'], rows)
 
 
+def pareto_section(results: list[TrialRecord], objectives: tuple[pareto.Objective, ...],
+                   fields: list[str]) -> Section:
+  """The front trials with every objective, best first by the first objective."""
+  front = pareto.front(results, objectives)
+  names = [o.metric for o in objectives]
+  rows = [[str(r.trial)] + [records.fmt(r.value(m)) for m in names] + [_label(r, fields)]
+          for r in front]
+  note = (f'{records.count(len(front), "trial")} of {len(results)} on the front: no other trial '
+          'is at least as good on every objective and better on one. Each has a config that '
+          'trains it alone in pareto/; pareto.csv holds their results.csv rows.')
+  return Section('Pareto front', note, ['trial'] + names + ['setting'], rows)
+
+
 def strategy_sections(sweep: sweepfiles.Sweep) -> list[Section]:
   """What the sweep's strategy (and seeds, and BN evaluation) is for, as tables."""
   fields, metric, mode = list(sweep.specs), sweep.metric, sweep.mode
@@ -211,6 +225,8 @@ def strategy_sections(sweep: sweepfiles.Sweep) -> list[Section]:
     out.append(rung_section(sweep.results))
   if name == 'hyperband':
     out.append(hyperband_section(sweep.results, sweep.config))
+  if sweep.objectives:
+    out.append(pareto_section(sweep.results, sweep.objectives, fields))
   if name in ('tpe', 'gp', 'coarse_to_fine'):
     how = ('asked one by one as slots freed, in that order'
            if sweep.config['sweep'].get('ask') == 'slot' else 'asked together')

@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from bnlab import files
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab.records import TrialRecord
@@ -57,6 +58,14 @@ class Sweep:
   @property
   def mode(self) -> str:
     return self.config['sweep']['mode']
+
+  @property
+  def objectives(self) -> tuple[pareto.Objective, ...]:
+    """sweep.objectives parsed; () for one objective (and for a config.json from before it)."""
+    try:
+      return pareto.parse(self.config['sweep'].get('objectives', ''))
+    except records.ConfigError as e:
+      raise DamagedFile(os.path.join(self.workdir, 'config.json'), str(e)) from None
 
   @property
   def name(self) -> str:
@@ -166,10 +175,11 @@ def _from_csv(row, specs, history, scheduled, paths):
       diverged_epoch=readers.int_cell(row, 'diverged_epoch', path, None),
       history=_history_rows(rows, specs, scheduled, history_path))
   # Written only where a trial had them (model.bn_eval batch or precise); an empty cell is none.
-  # And (sweeps since sweep.select) the best epoch by the sweep metric, and the metric there.
+  # And (sweeps since sweep.select) the best epoch by the sweep metric, and the metric there;
+  # (with sweep.objectives) what the trial cost.
   record.metrics.update({m: readers.number(row[m], path, trial, m) for m in row
                          if row.get(m) and (m in records.RUNNING + (records.BEST_EPOCH,)
-                                            or m.endswith('_best'))})
+                                            + pareto.COSTS or m.endswith('_best'))})
   if LINEAGE in row:
     record.extras[LINEAGE] = _lineage(row[LINEAGE], path, trial)
   return record

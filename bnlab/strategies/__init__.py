@@ -28,3 +28,6 @@ STRATEGIES = {
 }
 # Strategies that search: they refuse an empty space (grid and random train it as it is).
 SEARCHING = tuple(name for name, strategy in STRATEGIES.items() if strategy.SEARCHES)
+# Strategies that rank by sweep.objectives' Pareto front (tpe with Optuna's multi-objective
+# TPE). The others keep, cut or copy trials by one metric, which would discard the front.
+PARETO = ('grid', 'random', 'quasirandom', 'tpe')

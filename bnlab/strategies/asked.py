@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from bnlab import member
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import validate
@@ -91,17 +92,22 @@ def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> No
 def tell(study: Any, trial: Any, record: records.TrialRecord,
          config: ml_collections.ConfigDict, curve: bool = True) -> None:
   """One stopped trial back to the sampler: (with `curve`) its value at every epoch, then its
-  outcome: its value at the epoch sweep.select ranks by, else PRUNED or FAIL."""
+  outcome: its value at the epoch sweep.select ranks by (with sweep.objectives, one value per
+  objective), else PRUNED or FAIL."""
   import optuna  # pylint: disable=import-outside-toplevel  # Imported by the study already.
   metric = config.sweep.metric
   record = records.with_best_epoch(record, metric, config.sweep.mode, config.sweep.select)
-  if curve and record.status != records.DIVERGED:
+  objectives = pareto.parse(config.sweep.objectives)
+  if curve and not objectives and record.status != records.DIVERGED:  # Optuna: one objective.
     for row in record.history:
       if np.isfinite(row.get(metric, np.nan)):
         trial.report(float(row[metric]), int(row['epoch']))
+  values = [record.value(o.metric) for o in objectives]
   if record.status == records.PRUNED:  # Stopped by sweep.pruner: Optuna's own state for it.
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-  elif record.scored(metric):
+  elif objectives and record.status != records.DIVERGED and np.isfinite(values).all():
+    study.tell(trial, values)  # Optuna's multi-objective TPE: one value per direction.
+  elif not objectives and record.scored(metric):
     study.tell(trial, record.value(metric))
   else:
     study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from bnlab import checkpoint
+from bnlab import costs
 from bnlab import member
 from bnlab import population as population_lib
 from bnlab import records
@@ -78,8 +79,20 @@ class Context:
     `settings` may be a sampling.Trials: each chunk's settings and configs are then made when
     the chunk trains. With sweep.seeds = k each setting becomes k members whose configs differ
     only by `seed` (config.seed + s): they share a bucket and a program, each with its own init
-    and data order, and the setting's record is their mean (`aggregate`).
+    and data order, and the setting's record is their mean (`aggregate`). With
+    sweep.objectives, each record also carries its costs (`with_costs`).
     """
+    return self.with_costs(self._train(settings, first_trial))
+
+  def with_costs(self, done: list[records.TrialRecord]) -> list[records.TrialRecord]:
+    """`done` with each trial's costs (bnlab.costs) where sweep.objectives may name them."""
+    if not self.config.sweep.objectives:
+      return done
+    shape = tuple(self.data['x_train'].shape[1:])
+    return [costs.with_costs(r, costs.model_costs(self.trial_config(r.setting), self.num_classes,
+                                                  shape)) for r in done]
+
+  def _train(self, settings, first_trial):
     config, k = self.config, self.config.sweep.seeds
     pruner = pruning.from_config(config)
     if pruner or config.train.patience:  # One seed (pruning.check): trial j is setting j.

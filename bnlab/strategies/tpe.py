@@ -10,6 +10,7 @@ import warnings
 import ml_collections
 
 from bnlab import lazy
+from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import validate
@@ -41,8 +42,12 @@ def _study(config):
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
     sampler = optuna.samplers.TPESampler(seed=config.seed, constant_liar=True)
-  direction = 'maximize' if config.sweep.mode == 'max' else 'minimize'
-  return optuna.create_study(sampler=sampler, direction=direction)
+  direction = lambda mode: 'maximize' if mode == 'max' else 'minimize'
+  objectives = pareto.parse(config.sweep.objectives)
+  if objectives:  # TPESampler is Optuna's multi-objective TPE on a study of several directions.
+    return optuna.create_study(sampler=sampler,
+                               directions=[direction(o.mode) for o in objectives])
+  return optuna.create_study(sampler=sampler, direction=direction(config.sweep.mode))
 
 
 def _ask(study, specs, count):
