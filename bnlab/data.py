@@ -193,21 +193,20 @@ def check_downloadable(name: str, builder: tfds.core.DatasetBuilder) -> None:
         'or prepare it into dataset.data_dir on a machine that is online')
 
 
-def _tfds_split(name, split, data_dir, manual_dir):
-  """A split of any other TFDS dataset, through tf.data (downloaded first when it can be)."""
+def _tfds_splits(name, splits, data_dir, manual_dir):
+  """Splits of any other TFDS dataset, through tf.data (downloaded first when it can be), in one
+  tfds.load: its info is read and logged once, not once per split."""
   check_downloadable(name, tfds.builder(name, data_dir=data_dir or None))  # Before TF's import.
   tf = lazy.import_module('tensorflow')
   tf.config.set_visible_devices([], 'GPU')  # TF is only the input pipeline: accelerators are JAX's.
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
-  ds = tfds.load(name, split=split, data_dir=data_dir or None, as_supervised=True,
-                 download_and_prepare_kwargs={'download_config': download_config})
-  batches = list(tfds.as_numpy(ds.batch(4096)))
-  return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-
-
-def _split_as_numpy(name, split, data_dir, manual_dir):
-  read = _local_split if name in LOCAL_BUILDERS else _tfds_split
-  return read(name, split, data_dir, manual_dir)
+  datasets = tfds.load(name, split=list(splits), data_dir=data_dir or None, as_supervised=True,
+                       download_and_prepare_kwargs={'download_config': download_config})
+  out = []
+  for ds in datasets:
+    batches = list(tfds.as_numpy(ds.batch(4096)))
+    out.append((np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])))
+  return out
 
 
 def tfds_name(dataset_config: ml_collections.ConfigDict) -> str:
@@ -298,8 +297,11 @@ def split_and_scale(raw: dict[str, np.ndarray], val_fraction: float, scaling: st
 def _read_raw(name, data_dir, manual_dir):
   if name.startswith(npz.PREFIX):
     return npz.read(name[len(npz.PREFIX):])
-  x, y = _split_as_numpy(name, 'train', data_dir, manual_dir)
-  x_test, y_test = _split_as_numpy(name, 'test', data_dir, manual_dir)
+  if name in LOCAL_BUILDERS:
+    (x, y), (x_test, y_test) = (_local_split(name, split, data_dir, manual_dir)
+                                for split in ('train', 'test'))
+  else:
+    (x, y), (x_test, y_test) = _tfds_splits(name, ('train', 'test'), data_dir, manual_dir)
   return {'x_train': x, 'y_train': y, 'x_test': x_test, 'y_test': y_test}
 
 

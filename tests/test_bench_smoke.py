@@ -17,8 +17,8 @@ from bench import peers_report as report
 from tests.conftest import ROOT
 
 
-# The peers' throughput benchmark end to end: 77 s on a cold compilation cache; `slow`, as is the
-# time-to-quality benchmark's smoke run (tests/test_bench_ttq.py).
+# The peers' throughput benchmark end to end: 77 s on a cold compilation cache. CI runs the
+# time-to-quality benchmark's smoke mode (tests/test_bench_ttq.py); this one is `slow`.
 pytestmark = pytest.mark.slow
 
 

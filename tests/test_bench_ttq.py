@@ -73,7 +73,6 @@ def smoke(tmp_path_factory, data_dir):
     return workdir, json.load(f), result.stdout
 
 
-@pytest.mark.slow  # With the next: the benchmark end to end, 25 s cold; the arithmetic above runs.
 def test_smoke_counts_every_trial_epoch_of_the_workdir(smoke):
   workdir, data, _ = smoke
   (run,) = data['runs']
@@ -88,7 +87,6 @@ def test_smoke_counts_every_trial_epoch_of_the_workdir(smoke):
     assert run['test'] == json.load(f)['test_accuracy']
 
 
-@pytest.mark.slow
 def test_smoke_writes_the_table_and_the_plot(smoke):
   workdir, data, stdout = smoke
   best = report.final_best(data['runs'][0]['rows'])

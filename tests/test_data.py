@@ -49,8 +49,8 @@ def test_fashion_mnist_builds_from_local_idx_files_with_every_example(tmp_path):
     idx[split] = images, labels
   assert data_lib.local_fashion_mnist_dir(str(manual_dir)) == str(manual_dir)
   for split in idx:
-    x, y = data_lib._split_as_numpy('fashion_mnist_local', split, str(tmp_path / 'tfds'),  # pylint: disable=protected-access
-                                    str(manual_dir))
+    x, y = data_lib._local_split('fashion_mnist_local', split, str(tmp_path / 'tfds'),  # pylint: disable=protected-access
+                                 str(manual_dir))
     assert x.shape == (len(y), 28, 28, 1)
     assert _examples(x[..., 0], y) == _examples(*idx[split])  # Every example, none twice.
   prepared = tmp_path / 'tfds' / 'fashion_mnist_local' / str(data_lib.LOCAL_VERSION)

@@ -107,9 +107,13 @@ def test_a_tfds_dataset_that_would_download_loads_through_mock_data(config, monk
   config.dataset.name = 'mnist'
   # As on a machine that is online: mock_data stands in for the download it would make.
   monkeypatch.setattr(data_lib, 'unreachable', lambda hosts: [])
+  loads, load = [], tfds.load  # One tfds.load for both splits: its info lines appear once.
+  monkeypatch.setattr(tfds, 'load', lambda *args, **kwargs: loads.append(kwargs['split'])
+                      or load(*args, **kwargs))
   with tfds.testing.mock_data(num_examples=64):
     data_lib.load_numpy.cache_clear()
     data, num_classes = data_lib.load(config.dataset)
+  assert loads == [['train', 'test']]
   assert 2 <= num_classes <= 10  # mock labels are drawn from the 10 MNIST classes
   assert data['x_train'].shape[1:] == (28, 28, 1)
   assert len(data['y_train']) + len(data['y_val']) == 64

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 import ml_collections
 import numpy as np
-from scipy import stats
 
 from bnlab import pareto
 from bnlab import records
@@ -70,6 +69,7 @@ def _interval(values: list[float]) -> float:
   n = len(values)
   if n < 2:
     return math.nan
+  from scipy import stats  # pylint: disable=import-outside-toplevel  # Only seeds > 1 pay 1 s.
   return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
 
 
