@@ -19,6 +19,7 @@ from bnlab import pareto
 from bnlab import records
 from bnlab import space
 from bnlab import sweep
+from bnlab.reporting import pages
 from bnlab.reporting import results as results_files
 from bnlab.reporting import sweepfiles
 from bnlab.strategies import asked
@@ -192,6 +193,11 @@ def test_a_two_objective_sweep_writes_its_front_and_a_config_per_front_trial(
   loaded = sweepfiles.load(workdir)  # Read back and written again: the same bytes.
   again = results_files.results_csv(loaded.results, list(loaded.specs), loaded.objectives)
   assert again == open(os.path.join(workdir, 'results.csv'), newline='').read()
+  for name in ('results.csv', 'history.jsonl'):  # As if killed: progress.jsonl has no costs.
+    os.remove(os.path.join(workdir, name))
+  pages.build(workdir)
+  report = open(os.path.join(workdir, 'report.md')).read()
+  assert '## Leaderboard (top 20 by val_accuracy,' in report and '## Pareto front' not in report
 
 
 def test_tpe_tells_every_objective_to_a_multi_objective_study(config):

@@ -51,7 +51,7 @@ class Page:
 def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str], list[list[str]]]:
   """(header, rows) of the top trials with every metric and swept field (with sweep.objectives:
   by Pareto front, then the first objective; each trial's front and costs shown)."""
-  objectives = sweep.objectives
+  objectives = ranked_objectives(sweep)
   metrics = [sweep.metric] + [m for m in records.METRICS if m != sweep.metric]
   metrics += [o.metric for o in objectives if o.metric not in metrics]
   ranking = (pareto.ranked(sweep.results, objectives) if objectives
@@ -66,11 +66,19 @@ def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str]
   return header, rows
 
 
+def ranked_objectives(sweep: sweepfiles.Sweep) -> tuple[pareto.Objective, ...]:
+  """sweep.objectives where some trial has a front; () for one objective, and for a sweep still
+  running (progress.jsonl has no costs: the leaderboard then goes by the sweep metric)."""
+  objectives = sweep.objectives
+  return objectives if objectives and pareto.ranks(sweep.results, objectives) else ()
+
+
 def ranked_by(sweep: sweepfiles.Sweep) -> str:
   """What orders the leaderboard: the sweep metric, or the Pareto front and then the metric."""
-  if not sweep.objectives:
+  objectives = ranked_objectives(sweep)
+  if not objectives:
     return sweep.metric
-  names = ', '.join(f'{o.metric}:{o.mode}' for o in sweep.objectives)
+  names = ', '.join(f'{o.metric}:{o.mode}' for o in objectives)
   return f'Pareto front of {names}, then {sweep.metric}'
 
 
@@ -136,7 +144,7 @@ def make_page(sweep: sweepfiles.Sweep) -> Page:
            for f, s in specs.items()]
   rest.append(('curves.png', 'Learning curves',
                figures.curves(results, metric, mode, list(specs))))
-  if sweep.objectives and any(r.scored(metric) for r in results):
+  if ranked_objectives(sweep):
     rest.append(('pareto.png', 'Pareto front', figures.pareto_front(results, sweep.objectives)))
   scheduled = figures.scheduled_fields(results, specs)
   if scheduled:  # PBT: what its hyperparameters did over the epochs.

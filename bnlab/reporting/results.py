@@ -10,6 +10,8 @@
     seeds.csv        with sweep.seeds > 1: mean, spread and 95% interval of each metric, and
                      each seed's value (`<metric>_seed<i>`)
     best.json        the best trial, best_config.py a config that trains it alone
+    pareto.csv       with sweep.objectives: the Pareto front's rows of results.csv (which then
+                     has the trials' costs and pareto_rank), and pareto/trial_<id>.py for each
     plots/pbt_schedules.png  where the records' history carries swept fields (PBT)
 
 and, through `pages.build`, report.html, report.md and plots/. `sweepfiles.load` reads
