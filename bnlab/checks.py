@@ -5,7 +5,6 @@ import math
 import os
 
 import ml_collections
-import tensorflow_datasets as tfds
 
 from bnlab import data as data_lib
 from bnlab import densenet
@@ -26,7 +25,7 @@ ConfigError = records.ConfigError
 METRICS = records.SELECTABLE
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 BN_EVALS = ('running', 'batch', 'precise')
-OFFLINE_DATASETS = ('digits', 'fashion_mnist')
+OFFLINE_DATASETS = prechecks.OFFLINE_DATASETS
 # field: (low, high, low allowed, high allowed): the numbers a numeric hyperparameter may take.
 INTERVALS = {
     'optimizer.learning_rate': (0, math.inf, False, False),
@@ -104,18 +103,10 @@ def check_dataset(config: ml_collections.ConfigDict) -> None:
   """The dataset name must be one of bnlab's offline builders, a registered TFDS builder or
   npz:PATH of a readable, well-formed .npz; the scaling one bnlab.data knows."""
   _choice(config, 'dataset.scaling', data_lib.SCALINGS)
+  prechecks.check_dataset_name(config)
   name = config.dataset.name
-  valid = (f'one of {", ".join(OFFLINE_DATASETS)} (offline) or a TFDS image-classification '
-           f'name such as mnist, cifar10, or {npz.PREFIX}PATH (your own arrays)')
-  if not isinstance(name, str) or not name:
-    raise ConfigError(f'dataset.name={name!r} must be {valid}')
   if name.startswith(npz.PREFIX):
     npz.read(name[len(npz.PREFIX):])  # Keys, lengths and labels, before anything compiles.
-    return
-  try:  # Looks the name up in TFDS's registry without importing TensorFlow or downloading.
-    tfds.builder_cls(data_lib.tfds_name(config.dataset).split(':')[0].split('/')[0])
-  except (tfds.core.registered.DatasetNotFoundError, ValueError):  # ValueError: not a name at all.
-    raise ConfigError(f'dataset.name={name!r} is not a known dataset; use {valid}') from None
 
 
 def check_space_values(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:

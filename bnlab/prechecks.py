@@ -14,6 +14,7 @@ import dataclasses
 
 import ml_collections
 
+from bnlab import npz
 from bnlab import pareto
 from bnlab import records
 from bnlab import space
@@ -33,6 +34,27 @@ NAMES = {
     'optimizer.schedule': ('constant', 'cosine', 'warmup_cosine'),
     'dataset.scaling': ('standardize', 'minmax', 'minmax_symmetric', 'none'),
 }
+
+
+OFFLINE_DATASETS = ('digits', 'fashion_mnist')
+DATASETS = (f'one of {", ".join(OFFLINE_DATASETS)} (offline) or a TFDS image-classification '
+            f'name such as mnist, cifar10, or {npz.PREFIX}PATH (your own arrays)')
+
+
+def check_dataset_name(config: ml_collections.ConfigDict) -> None:
+  """dataset.name is bnlab's offline one, npz:PATH (bnlab.checks reads the file), or a name in
+  TFDS's registry: TFDS is imported for that alone (~0.5 s), neither JAX nor TensorFlow."""
+  name = config.dataset.name
+  if not isinstance(name, str) or not name:
+    raise records.ConfigError(f'dataset.name={name!r} must be {DATASETS}')
+  if name in OFFLINE_DATASETS or name.startswith(npz.PREFIX):
+    return
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  try:  # Looks the name up in TFDS's registry without importing TensorFlow or downloading.
+    tfds.builder_cls(name.split(':')[0].split('/')[0])
+  except (tfds.core.registered.DatasetNotFoundError, ValueError):  # ValueError: not a name at all.
+    raise records.ConfigError(f'dataset.name={name!r} is not a known dataset; use {DATASETS}'
+                              ) from None
 
 
 def _custom(field: str, value) -> bool:
@@ -107,3 +129,5 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_space_names(config)
   if validate.has_field(config, 'sweep.objectives'):
     pareto.parse(config.sweep.objectives)
+  if validate.has_field(config, 'dataset.name'):
+    check_dataset_name(config)

@@ -76,6 +76,22 @@ def test_a_typo_is_refused_before_jax_flax_tfds_or_matplotlib_are_imported(typo,
   assert said[0] == f'error: {e.value}'
 
 
+def test_a_dataset_typo_is_refused_with_tfds_alone_and_the_full_checks_line(tmp_path):
+  done = _launch('--config=configs/sweep.py', '--config.dataset.name=mnistt',
+                 f'--workdir={tmp_path / "w"}', importtime=True)
+  lines = done.stderr.splitlines()
+  said = [line for line in lines if not line.startswith('import time:')]
+  imported = {line.split('|')[-1].strip() for line in lines if line.startswith('import time:')}
+  assert done.returncode == 2 and len(said) == 1, said
+  assert 'tensorflow_datasets' in imported  # Its registry knows the names; JAX is not needed.
+  assert not imported & (set(HEAVY) - {'tensorflow_datasets'}), imported & set(HEAVY)
+  config = sweep_config.get_config()
+  config.dataset.name = 'mnistt'
+  with pytest.raises(records.ConfigError) as e:
+    checks.check_config(config)
+  assert said[0] == f'error: {e.value}' and "dataset.name='mnistt' is not a known" in said[0]
+
+
 def test_prechecks_pass_every_shipped_config():
   for name in sorted(os.listdir(os.path.join(ROOT, 'configs'))):
     if name.endswith('.py') and name != '__init__.py':
