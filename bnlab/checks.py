@@ -25,7 +25,6 @@ ConfigError = records.ConfigError
 METRICS = records.SELECTABLE
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 BN_EVALS = ('running', 'batch', 'precise')
-OFFLINE_DATASETS = prechecks.OFFLINE_DATASETS
 # field: (low, high, low allowed, high allowed): the numbers a numeric hyperparameter may take.
 INTERVALS = {
     'optimizer.learning_rate': (0, math.inf, False, False),

@@ -104,19 +104,24 @@ def ranks(results: Sequence[records.TrialRecord],
   return {r.trial: int(f) for r, f in zip(results, fronts) if f}
 
 
-def ranked(results: Iterable[records.TrialRecord],
-           objectives: Sequence[Objective]) -> list[records.TrialRecord]:
+def has_front(results: Sequence[records.TrialRecord], objectives: Sequence[Objective]) -> bool:
+  """Whether some trial has a front (a finite value of every objective), without ranking."""
+  return bool(np.isfinite(values(results, objectives)).all(axis=1).any())
+
+
+def ranked(results: Iterable[records.TrialRecord], objectives: Sequence[Objective],
+           fronts: dict[int, int] | None = None) -> list[records.TrialRecord]:
   """Trials with a front, by front, and within one by the first objective (records.ranked:
-  its tie-break, then trial id)."""
+  its tie-break, then trial id). `fronts`: their `ranks`, where the caller has them."""
   results = list(results)
-  fronts = ranks(results, objectives)
+  fronts = ranks(results, objectives) if fronts is None else fronts
   first = records.ranked([r for r in results if r.trial in fronts], *objectives[0])
   return sorted(first, key=lambda r: fronts[r.trial])  # Stable: keeps the first's order.
 
 
-def front(results: Iterable[records.TrialRecord],
-          objectives: Sequence[Objective]) -> list[records.TrialRecord]:
+def front(results: Iterable[records.TrialRecord], objectives: Sequence[Objective],
+          fronts: dict[int, int] | None = None) -> list[records.TrialRecord]:
   """The non-dominated trials, best first by the first objective."""
   results = list(results)
-  fronts = ranks(results, objectives)
-  return [r for r in ranked(results, objectives) if fronts[r.trial] == 1]
+  fronts = ranks(results, objectives) if fronts is None else fronts
+  return [r for r in ranked(results, objectives, fronts) if fronts[r.trial] == 1]

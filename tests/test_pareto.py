@@ -80,6 +80,10 @@ def test_ranked_goes_by_front_then_the_first_objective_and_drops_the_diverged():
     assert [r.trial for r in pareto.ranked(results, objectives)] == expected
     assert [r.trial for r in pareto.front(results, objectives)] == [
         t for t in expected if fronts[t] == 1]
+    given = pareto.ranks(results, objectives)
+    assert pareto.ranked(results, objectives, given) == pareto.ranked(results, objectives)
+    assert pareto.has_front(results, objectives) == bool(expected)
+  assert not pareto.has_front([_record(0, math.nan, 1.0)], objectives)
 
 
 def test_parse_reads_every_metric_and_both_modes():

@@ -54,9 +54,9 @@ def leaderboard_rows(sweep: sweepfiles.Sweep, top: int = TOP) -> tuple[list[str]
   objectives = ranked_objectives(sweep)
   metrics = [sweep.metric] + [m for m in records.METRICS if m != sweep.metric]
   metrics += [o.metric for o in objectives if o.metric not in metrics]
-  ranking = (pareto.ranked(sweep.results, objectives) if objectives
-             else records.ranked(sweep.results, sweep.metric, sweep.mode))
   fronts = pareto.ranks(sweep.results, objectives) if objectives else {}
+  ranking = (pareto.ranked(sweep.results, objectives, fronts) if objectives
+             else records.ranked(sweep.results, sweep.metric, sweep.mode))
   header = (['rank', 'trial', 'status'] + (['front'] if objectives else []) + metrics
             + ['epochs'] + list(sweep.specs))
   rows = [[str(i + 1), str(r.trial), r.status] + ([str(fronts[r.trial])] if objectives else [])
@@ -70,7 +70,7 @@ def ranked_objectives(sweep: sweepfiles.Sweep) -> tuple[pareto.Objective, ...]:
   """sweep.objectives where some trial has a front; () for one objective, and for a sweep still
   running (progress.jsonl has no costs: the leaderboard then goes by the sweep metric)."""
   objectives = sweep.objectives
-  return objectives if objectives and pareto.ranks(sweep.results, objectives) else ()
+  return objectives if objectives and pareto.has_front(sweep.results, objectives) else ()
 
 
 def ranked_by(sweep: sweepfiles.Sweep) -> str:

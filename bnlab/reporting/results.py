@@ -199,9 +199,9 @@ def leaderboard(results: list[TrialRecord], fields: list[str], metric: str, mode
   `objectives`, ranked by Pareto front (then by the first objective), every objective shown."""
   extra = [o.metric for o in objectives] + ['val_accuracy', 'test_accuracy']
   metrics = [metric] + [m for m in dict.fromkeys(extra) if m != metric]
-  ranking = (pareto.ranked(results, objectives) if objectives
-             else records.ranked(results, metric, mode))
   fronts = pareto.ranks(results, objectives) if objectives else {}
+  ranking = (pareto.ranked(results, objectives, fronts) if objectives
+             else records.ranked(results, metric, mode))
   header = ['rank', 'trial'] + (['front'] if objectives else []) + metrics + list(fields)
   rows = [[str(i + 1), str(r.trial)] + ([str(fronts[r.trial])] if objectives else [])
           + [records.fmt(r.value(m)) for m in metrics]
@@ -228,9 +228,11 @@ def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str
   None when no trial counts for `config.sweep.metric` (all diverged)."""
   metric, mode = config.sweep.metric, config.sweep.mode
   objectives = pareto.parse(config.sweep.objectives)
+  fronts = pareto.ranks(results, objectives) if objectives else None
   fields = list(specs)
   path = lambda name: os.path.join(workdir, name)
-  files.write_text(path(sweepfiles.RESULTS_FILE), results_csv(results, fields, objectives))
+  files.write_text(path(sweepfiles.RESULTS_FILE),
+                   results_csv(results, fields, objectives, fronts))
   files.write_text(path(sweepfiles.HISTORY_FILE), history_jsonl(results))
   if any(r.extras.get('seeds', 1) > 1 for r in results):
     files.write_text(path(sweepfiles.SEEDS_FILE), seeds_csv(results, fields))
@@ -244,17 +246,18 @@ def write_sweep(workdir: str, config: ml_collections.ConfigDict, specs: dict[str
   files.write_text(path(BEST_CONFIG), best_config_source(
       space.with_overrides(config, best.setting), best, workdir, metric))
   if objectives:
-    write_front(workdir, config, fields, results, objectives)
+    write_front(workdir, config, fields, results, objectives, fronts)
   return best
 
 
 def write_front(workdir: str, config: ml_collections.ConfigDict, fields: list[str],
-                results: list[TrialRecord], objectives: tuple[pareto.Objective, ...]) -> None:
+                results: list[TrialRecord], objectives: tuple[pareto.Objective, ...],
+                fronts: dict[int, int]) -> None:
   """pareto.csv (the front's rows of results.csv, best first by the first objective) and
-  pareto/trial_<id>.py for each front trial."""
-  front = pareto.front(results, objectives)
+  pareto/trial_<id>.py for each front trial; `fronts` are the trials' `pareto.ranks`."""
+  front = pareto.front(results, objectives, fronts)
   files.write_text(os.path.join(workdir, PARETO_FILE),
-                   results_csv(front, fields, objectives, pareto.ranks(results, objectives)))
+                   results_csv(front, fields, objectives, fronts))
   for r in front:
     name = os.path.join(PARETO_DIR, f'trial_{r.trial}.py')
     files.write_text(os.path.join(workdir, name), best_config_source(

@@ -225,7 +225,7 @@ def strategy_sections(sweep: sweepfiles.Sweep) -> list[Section]:
     out.append(rung_section(sweep.results))
   if name == 'hyperband':
     out.append(hyperband_section(sweep.results, sweep.config))
-  if sweep.objectives and pareto.ranks(sweep.results, sweep.objectives):  # None while it runs.
+  if sweep.objectives and pareto.has_front(sweep.results, sweep.objectives):  # Not while it runs.
     out.append(pareto_section(sweep.results, sweep.objectives, fields))
   if name in ('tpe', 'gp', 'coarse_to_fine'):
     how = ('asked one by one as slots freed, in that order'

@@ -89,8 +89,9 @@ class Context:
     if not self.config.sweep.objectives:
       return done
     shape = tuple(self.data['x_train'].shape[1:])
-    return [costs.with_costs(r, costs.model_costs(self.trial_config(r.setting), self.num_classes,
-                                                  shape)) for r in done]
+    # Settings that trained are checked already: their configs only, no check_trial each.
+    return [costs.with_costs(r, costs.model_costs(space.with_overrides(self.config, r.setting),
+                                                  self.num_classes, shape)) for r in done]
 
   def _train(self, settings, first_trial):
     config, k = self.config, self.config.sweep.seeds
