@@ -1,13 +1,11 @@
 """Config validation before anything compiles: one clear line naming the field and the choices."""
 
 import json
-import math
 import os
 
 import ml_collections
 
 from bnlab import data as data_lib
-from bnlab import densenet
 from bnlab import files
 from bnlab import models
 from bnlab import npz
@@ -25,21 +23,8 @@ ConfigError = records.ConfigError
 METRICS = records.SELECTABLE
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 BN_EVALS = ('running', 'batch', 'precise')
-# field: (low, high, low allowed, high allowed): the numbers a numeric hyperparameter may take.
-INTERVALS = {
-    'optimizer.learning_rate': (0, math.inf, False, False),
-    'optimizer.b1': (0, 1, True, False),
-    'optimizer.b2': (0, 1, True, False),
-    'optimizer.eps': (0, math.inf, True, False),
-    'optimizer.momentum': (0, 1, True, False),
-    'optimizer.decay': (0, 1, True, False),
-    'optimizer.weight_decay': (0, math.inf, True, False),
-    'optimizer.clip_norm': (0, math.inf, True, False),
-    'model.bn_momentum': (0, 1, True, True),
-    'model.bn_epsilon': (0, math.inf, True, False),
-    'model.init_scale': (0, math.inf, False, False),
-}
-_choice, _positive = validate.choice, validate.positive
+_choice = validate.choice
+check_fields = prechecks.check_fields  # Needs no JAX: launch.py runs it before their import.
 
 
 def check_trial(config: ml_collections.ConfigDict) -> None:
@@ -53,23 +38,11 @@ def check_trial(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'model.bn_eval', BN_EVALS)
   _choice(config, 'optimizer.name', optim.OPTIMIZERS)
   _choice(config, 'optimizer.schedule', optim.SCHEDULES)
-  widths = config.model.widths
-  if not isinstance(widths, tuple) or not widths or not all(
-      isinstance(w, int) and w > 0 for w in widths):
-    raise ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive ints')
-  _positive(config, 'model.groups')
-  _positive(config, 'model.depth')
-  _positive(config, 'model.growth_rate')
+  prechecks.check_numbers(config)  # The counts and intervals of every section, widths.
   models.check_norm(config.model)  # Each norm's own check: group's divisor, instance's pixels.
-  densenet.check(config.model)  # And group's divisor of the growth rate.
-  _positive(config, 'train.batch_size')
-  _positive(config, 'train.epochs')
-  _positive(config, 'train.checkpoint_every', minimum=0)
   if not isinstance(config.train.keep_checkpoints, bool):
     raise ConfigError(f'train.keep_checkpoints={config.train.keep_checkpoints!r} must be True or '
                       'False')
-  for field, bounds in INTERVALS.items():
-    validate.within(config, field, *bounds)
 
 
 def check_sweep(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
@@ -78,10 +51,6 @@ def check_sweep(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   _choice(config, 'sweep.metric', tuple(METRICS))
   _choice(config, 'sweep.mode', ('max', 'min'))
   _choice(config, 'sweep.select', records.SELECTS)
-  _positive(config, 'sweep.num_trials')
-  _positive(config, 'sweep.max_parallel')
-  if not 0 < config.dataset.val_fraction < 1:
-    raise ConfigError(f'dataset.val_fraction={config.dataset.val_fraction!r} must lie in (0, 1)')
   try:
     specs = prechecks.bind_conditions(space.parse_space(config.sweep.space), config)
   except space.SpecError as e:
@@ -125,42 +94,10 @@ def check_space_values(config: ml_collections.ConfigDict, specs: dict[str, space
         raise ConfigError(f'{where} can give an invalid trial: {e}') from None
 
 
-def check_fields(config: ml_collections.ConfigDict) -> None:
-  """Refuses a field or section that configs/default.py does not define: a typo in a config
-  file (`config.optimizer.lerning_rate = 0.1`) would otherwise add a field nothing reads.
-  sweep.space is left to check_sweep, which checks that each spec names a config field."""
-  from configs import default  # pylint: disable=import-outside-toplevel
-  known = default.get_config()
-  for field, value in space.flat_fields(config).items():
-    if field.startswith(('sweep.space.', 'model.kwargs.')):  # kwargs: models.check_custom's.
-      continue
-    if field in records.RENAMED:
-      raise ConfigError(records.renamed_message(field))
-    node, parts = known, field.split('.')
-    for depth, part in enumerate(parts):
-      if not hasattr(node, 'items') or part not in node:
-        where = '.'.join(parts[:depth]) or 'the config'
-        valid = ', '.join(sorted(node)) if hasattr(node, 'items') else 'none: it is a field'
-        raise ConfigError(f'{".".join(parts[:depth + 1])}: configs/default.py defines no such '
-                          f'field; {where} has: {valid}')
-      node = node[part]
-    _same_type(field, value, node)
-
-
-def _same_type(field, value, default):
-  """A field's value has the type of configs/default.py's (an int may stand for a float; a bool
-  is not an int: `train.epochs=True` would train one epoch)."""
-  ok = isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)
-  if not ok and not (isinstance(default, float) and isinstance(value, int)
-                     and not isinstance(value, bool)):
-    raise ConfigError(f'{field}={value!r} must be a {type(default).__name__} like '
-                      f'configs/default.py\'s {default!r}')
-
-
 def check_config(config: ml_collections.ConfigDict) -> dict[str, space.Spec]:
   """Every check that needs no data, cheapest first; returns the parsed space {field: Spec}."""
   check_fields(config)
-  _positive(config, 'seed', minimum=0)
+  prechecks.check_numbers(config)  # Before the checks that divide by or count with them.
   specs = check_sweep(config)
   check_trial(config)
   check_dataset(config)
@@ -218,7 +155,6 @@ def check_strategy(config: ml_collections.ConfigDict, specs: dict[str, space.Spe
   """The strategy's own section (its module's check), and whether the space gives it something
   to search."""
   strategy = config.sweep.strategy
-  _positive(config, 'sweep.seeds')
   if strategy in strategies.SEARCHING and not specs:
     raise ConfigError(f'sweep.space is empty: sweep.strategy={strategy!r} has nothing to search')
   strategies.STRATEGIES[strategy].check(config, specs)

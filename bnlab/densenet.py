@@ -18,9 +18,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from bnlab.records import ConfigError
 
 
 class Layers(NamedTuple):
@@ -112,16 +110,3 @@ class DenseNet(nn.Module):
     return nn.Dense(self.num_classes, kernel_init=layers.kernel_init(self.init_scale))(
         x.mean((1, 2)))
 
-
-def check(model_config: ml_collections.ConfigDict) -> None:
-  """Group norm inside a dense block sees width + k * growth_rate channels: model.groups must
-  divide growth_rate too (models.check_norm checks the widths). Raises a one-line ConfigError."""
-  if model_config.name != 'densenet' or model_config.norm != 'group':
-    return
-  groups, growth = model_config.groups, model_config.growth_rate
-  if growth % groups:
-    common = [g for g in range(1, growth + 1)
-              if growth % g == 0 and all(w % g == 0 for w in model_config.widths)]
-    raise ConfigError(f'model.groups={groups!r} must divide model.growth_rate={growth!r} '
-                      "(model.name='densenet' adds growth_rate channels per layer); valid: "
-                      f'{", ".join(map(str, common))}')

@@ -25,6 +25,7 @@ import ml_collections
 
 from bnlab import densenet
 from bnlab import norms
+from bnlab import validate
 from bnlab.records import ConfigError
 
 ACTIVATIONS = {'relu': nn.relu, 'sigmoid': nn.sigmoid, 'tanh': nn.tanh}
@@ -133,29 +134,6 @@ def _none(**_) -> LayerDef:
   return lambda: _identity
 
 
-def _no_check(model_config: ml_collections.ConfigDict) -> None:
-  """A norm that any model section can use."""
-  del model_config
-
-
-def _check_groups(model_config: ml_collections.ConfigDict) -> None:
-  """Group norm splits every layer's channels into equal groups, so model.groups must divide
-  every width (model.groups >= 1 is checked before, with the config's other counts)."""
-  widths, groups = model_config.widths, model_config.groups
-  if any(w % groups for w in widths):
-    valid = [g for g in range(1, min(widths) + 1) if all(w % g == 0 for w in widths)]
-    raise ConfigError(f'model.groups={groups!r} must divide every width of '
-                      f'model.widths={widths!r}; valid: {", ".join(map(str, valid))}')
-
-
-def _check_images(model_config: ml_collections.ConfigDict) -> None:
-  """Instance norm needs pixels to take statistics over."""
-  if model_config.name == 'mlp':
-    # An MLP's features have no pixels: each (example, feature) would be normalized alone.
-    raise ConfigError("model.norm='instance' needs images (model.name cnn, resnet or "
-                      "densenet): on model.name='mlp' every instance is a single value")
-
-
 class NormKind(NamedTuple):
   """One entry of NORMS: how to build the layer, what state it keeps, what it needs."""
   factory: Callable[..., LayerDef]  # (train=, momentum=, epsilon=, groups=, ndim=) -> LayerDef.
@@ -165,12 +143,12 @@ class NormKind(NamedTuple):
 
 # The order is the order the choices are listed in (model.norm's error message).
 NORMS: dict[str, NormKind] = {
-    'batch': NormKind(_batch, True, _no_check),
-    'batch_scratch': NormKind(_batch_scratch, True, _no_check),
-    'layer': NormKind(_layer, False, _no_check),
-    'group': NormKind(_group, False, _check_groups),
-    'instance': NormKind(_instance, False, _check_images),
-    'none': NormKind(_none, False, _no_check),
+    'batch': NormKind(_batch, True, validate.no_norm_check),
+    'batch_scratch': NormKind(_batch_scratch, True, validate.no_norm_check),
+    'layer': NormKind(_layer, False, validate.no_norm_check),
+    'group': NormKind(_group, False, validate.norm_groups),
+    'instance': NormKind(_instance, False, validate.norm_pixels),
+    'none': NormKind(_none, False, validate.no_norm_check),
 }
 BATCH_NORMS = tuple(name for name, kind in NORMS.items() if kind.running_averages)
 

@@ -1,9 +1,12 @@
 """The config checks that need neither JAX nor Flax nor TFDS: what launch.py runs first.
 
-A typo in a name (`--config.sweep.strategy=randm`, `--config.model.norm=btach`) or in a space
-spec (`log_unifrm(1e-4, 1)`) is refused here, after importing only ml_collections and NumPy, not
+A typo in a field (`config.optimizer.lerning_rate`), a name (`--config.sweep.strategy=randm`),
+a number (`--config.train.batch_size=0`, `--config.sweep.pbt.quantile=0.9`) or a space spec
+(`log_unifrm(1e-4, 1)`) is refused here, after importing only ml_collections and NumPy, not
 seconds later behind the imports of the modules that train. bnlab.checks runs every check again,
-these included, with the registries themselves; a config these pass can still be refused there.
+these included, with the registries themselves, and adds those that read more than one field
+of a section or need the code that trains (a norm's own check, a strategy's, a model of the
+user's); a config these pass can still be refused there.
 
 The names below are the keys of registries that live next to the code that uses them
 (models.MODELS, optim.OPTIMIZERS, strategies.STRATEGIES, ...), which import JAX and Flax.
@@ -11,6 +14,8 @@ tests/test_terminal.py checks that each tuple here equals its registry, so neith
 """
 
 import dataclasses
+import math
+from typing import NamedTuple
 
 import ml_collections
 
@@ -26,6 +31,9 @@ NAMES = {
                        'tpe', 'hyperband', 'gp'),
     'sweep.metric': tuple(records.SELECTABLE),
     'sweep.mode': ('max', 'min'),
+    'sweep.select': tuple(records.SELECTS),
+    'sweep.pruner': ('none', 'median', 'percentile'),
+    'sweep.ask': ('batch', 'slot'),
     'model.name': ('mlp', 'cnn', 'resnet', 'densenet'),
     'model.norm': ('batch', 'batch_scratch', 'layer', 'group', 'instance', 'none'),
     'model.activation': ('relu', 'sigmoid', 'tanh'),
@@ -34,6 +42,124 @@ NAMES = {
     'optimizer.schedule': ('constant', 'cosine', 'warmup_cosine'),
     'dataset.scaling': ('standardize', 'minmax', 'minmax_symmetric', 'none'),
 }
+
+
+
+class Count(NamedTuple):
+  """An int >= minimum (a bool is not an int)."""
+  minimum: int = 1
+
+
+class Interval(NamedTuple):
+  """A number between low and high, each end included where its flag says so."""
+  low: float
+  high: float
+  low_in: bool
+  high_in: bool
+
+
+# field: the numbers it may take. Every field here is checked wherever a config has it, in a
+# strategy's section too when another strategy runs: every default lies within its bounds.
+BOUNDS = {
+    'seed': Count(0),
+    'model.groups': Count(),
+    'model.depth': Count(),
+    'model.growth_rate': Count(),
+    'model.bn_momentum': Interval(0, 1, True, True),
+    'model.bn_epsilon': Interval(0, math.inf, True, False),
+    'model.init_scale': Interval(0, math.inf, False, False),
+    'optimizer.learning_rate': Interval(0, math.inf, False, False),
+    'optimizer.b1': Interval(0, 1, True, False),
+    'optimizer.b2': Interval(0, 1, True, False),
+    'optimizer.eps': Interval(0, math.inf, True, False),
+    'optimizer.momentum': Interval(0, 1, True, False),
+    'optimizer.decay': Interval(0, 1, True, False),
+    'optimizer.weight_decay': Interval(0, math.inf, True, False),
+    'optimizer.clip_norm': Interval(0, math.inf, True, False),
+    'train.batch_size': Count(),
+    'train.epochs': Count(),
+    'train.checkpoint_every': Count(0),
+    'train.patience': Count(0),
+    'dataset.val_fraction': Interval(0, 1, False, False),
+    'sweep.num_trials': Count(),
+    'sweep.max_parallel': Count(),
+    'sweep.seeds': Count(),
+    'sweep.pruner_warmup': Count(0),
+    'sweep.pruner_percentile': Interval(0, 100, False, False),
+    'sweep.coarse_to_fine.rounds': Count(),
+    'sweep.coarse_to_fine.top_fraction': Interval(0, 1.0, False, True),
+    'sweep.halving.eta': Count(2),
+    'sweep.halving.min_epochs': Count(),
+    'sweep.hyperband.eta': Count(2),
+    'sweep.hyperband.min_epochs': Count(),
+    'sweep.pbt.interval': Count(),
+    'sweep.pbt.quantile': Interval(0, 0.5, False, True),
+    'sweep.pbt.resample': Interval(0, 1.0, True, True),
+    'sweep.tpe.batch_size': Count(),
+    'sweep.gp.batch_size': Count(),
+}
+
+
+def check_numbers(config: ml_collections.ConfigDict) -> None:
+  """Each field of BOUNDS that `config` has lies within its bounds, and model.widths is a
+  non-empty tuple of positive ints."""
+  for field, bound in BOUNDS.items():
+    if not validate.has_field(config, field):
+      continue
+    if isinstance(bound, Count):
+      validate.positive(config, field, bound.minimum)
+    else:
+      validate.within(config, field, *bound)
+  if not validate.has_field(config, 'model.widths'):
+    return
+  widths = config.model.widths
+  if not isinstance(widths, tuple) or not widths or not all(
+      isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+    raise records.ConfigError(f'model.widths={widths!r} must be a non-empty tuple of positive '
+                              'ints')
+
+
+# model.norm: its check of the model section, as models.NORMS holds it (a test ties the two).
+NORM_CHECKS = {'group': validate.norm_groups, 'instance': validate.norm_pixels}
+MODEL_FIELDS = ('name', 'norm', 'widths', 'groups', 'growth_rate')  # What those checks read.
+
+
+def check_norm(config: ml_collections.ConfigDict) -> None:
+  """The model section suits model.norm: group's divisor, instance's pixels."""
+  if all(validate.has_field(config, f'model.{field}') for field in MODEL_FIELDS):
+    NORM_CHECKS.get(config.model.norm, validate.no_norm_check)(config.model)
+
+
+def check_fields(config: ml_collections.ConfigDict) -> None:
+  """Refuses a field or section that configs/default.py does not define: a typo in a config
+  file (`config.optimizer.lerning_rate = 0.1`) would otherwise add a field nothing reads.
+  sweep.space is left to the space checks, which check that each spec names a config field."""
+  from configs import default  # pylint: disable=import-outside-toplevel
+  known = default.get_config()
+  for field, value in space.flat_fields(config).items():
+    if field.startswith(('sweep.space.', 'model.kwargs.')):  # kwargs: models.check_custom's.
+      continue
+    if field in records.RENAMED:
+      raise records.ConfigError(records.renamed_message(field))
+    node, parts = known, field.split('.')
+    for depth, part in enumerate(parts):
+      if not hasattr(node, 'items') or part not in node:
+        where = '.'.join(parts[:depth]) or 'the config'
+        valid = ', '.join(sorted(node)) if hasattr(node, 'items') else 'none: it is a field'
+        raise records.ConfigError(f'{".".join(parts[:depth + 1])}: configs/default.py defines '
+                                  f'no such field; {where} has: {valid}')
+      node = node[part]
+    _same_type(field, value, node)
+
+
+def _same_type(field, value, default):
+  """A field's value has the type of configs/default.py's (an int may stand for a float; a bool
+  is not an int: `train.epochs=True` would train one epoch)."""
+  ok = isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)
+  if not ok and not (isinstance(default, float) and isinstance(value, int)
+                     and not isinstance(value, bool)):
+    raise records.ConfigError(f'{field}={value!r} must be a {type(default).__name__} like '
+                              f'configs/default.py\'s {default!r}')
 
 
 OFFLINE_DATASETS = ('digits', 'fashion_mnist')
@@ -123,8 +249,12 @@ def check_space_names(config: ml_collections.ConfigDict) -> None:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """The checks of names and specs, before anything heavy is imported; raises ConfigError."""
+  """The checks of fields, names, numbers and specs, before anything heavy is imported; raises
+  ConfigError."""
+  check_fields(config)
   check_names(config)
+  check_numbers(config)
+  check_norm(config)
   if validate.has_field(config, 'sweep.strategy') and 'space' in config.sweep:
     check_space_names(config)
   if validate.has_field(config, 'sweep.objectives'):

@@ -1,7 +1,9 @@
-"""Reading and checking one config field: the one-line errors every layer's checks are made of.
+"""Reading and checking config fields: the one-line errors every layer's checks are made of.
 
 Each check names the field, its value and what it may be, and raises records.ConfigError; the
-strategies' and models' own checks and bnlab.checks are built from these.
+strategies' and models' own checks, bnlab.prechecks and bnlab.checks are built from these. The
+norms' checks of a model section live here too, below both models.NORMS (which holds them) and
+bnlab.prechecks (which runs them before JAX is imported).
 """
 
 from typing import Any, Iterable
@@ -51,18 +53,39 @@ def within(config: ml_collections.ConfigDict, field: str, low: float, high: floa
     raise ConfigError(f'{field}={value!r} must lie in {interval}')
 
 
-def fraction(config: ml_collections.ConfigDict, field: str, upper: float = 1.0,
-             closed_low: bool = False) -> None:
-  """A number in (0, upper], or [0, upper] with `closed_low`."""
-  value = get_field(config, field)
-  numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-  low_ok = numeric and (value >= 0 if closed_low else value > 0)
-  if not low_ok or value > upper:
-    raise ConfigError(f'{field}={value!r} must lie in {"[" if closed_low else "("}0, {upper}]')
-
-
 def at_most(config: ml_collections.ConfigDict, field: str, other: str) -> None:
   """field <= other, both read from the config."""
   value, bound = get_field(config, field), get_field(config, other)
   if value > bound:
     raise ConfigError(f'{field}={value!r} must be <= {other}={bound!r}')
+
+
+def no_norm_check(model_config: ml_collections.ConfigDict) -> None:
+  """A norm that any model section can use."""
+  del model_config
+
+
+def norm_groups(model_config: ml_collections.ConfigDict) -> None:
+  """Group norm splits every layer's channels into equal groups, so model.groups must divide
+  every width, and on a DenseNet the growth rate too (a dense block's layers see width +
+  k * growth_rate channels). model.groups >= 1 is checked before, with the other counts."""
+  widths, groups = model_config.widths, model_config.groups
+  if any(w % groups for w in widths):
+    valid = [g for g in range(1, min(widths) + 1) if all(w % g == 0 for w in widths)]
+    raise ConfigError(f'model.groups={groups!r} must divide every width of '
+                      f'model.widths={widths!r}; valid: {", ".join(map(str, valid))}')
+  growth = model_config.growth_rate
+  if model_config.name == 'densenet' and growth % groups:
+    common = [g for g in range(1, growth + 1)
+              if growth % g == 0 and all(w % g == 0 for w in widths)]
+    raise ConfigError(f'model.groups={groups!r} must divide model.growth_rate={growth!r} '
+                      "(model.name='densenet' adds growth_rate channels per layer); valid: "
+                      f'{", ".join(map(str, common))}')
+
+
+def norm_pixels(model_config: ml_collections.ConfigDict) -> None:
+  """Instance norm needs pixels to take statistics over."""
+  if model_config.name == 'mlp':
+    # An MLP's features have no pixels: each (example, feature) would be normalized alone.
+    raise ConfigError("model.norm='instance' needs images (model.name cnn, resnet or "
+                      "densenet): on model.name='mlp' every instance is a single value")

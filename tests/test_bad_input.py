@@ -21,6 +21,7 @@ import tensorflow_datasets as tfds
 from bnlab import checks
 from bnlab import data as data_lib
 from bnlab import memory
+from bnlab import prechecks
 from bnlab import programs
 from bnlab import space
 from bnlab import sweep
@@ -409,8 +410,8 @@ def test_every_shipped_config_defines_only_known_fields(path):
   config_module = __import__(f'configs.{module}', fromlist=['get_config'])
   if hasattr(config_module, 'get_config'):
     config = config_module.get_config()
-    checks.check_fields(config)
+    prechecks.check_fields(config)
     config.sweep.unknown_knob = 1  # One field more, and the same config is refused.
     with pytest.raises(checks.ConfigError,
                        match=r'^sweep\.unknown_knob: .* sweep has: ask, coarse_to_fine'):
-      checks.check_fields(config)
+      prechecks.check_fields(config)

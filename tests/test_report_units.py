@@ -223,3 +223,26 @@ def test_monitor_counts_each_trial_once_and_tracks_best_and_median(tmp_path):
   assert timing['compile_seconds'] == 1.5 and len(timing['programs']) == 1
   assert timing['train_seconds'] == 1.0 and timing['trial_epochs'] == 6
   assert sorted(os.listdir(tmp_path / 'tensorboard')) == ['trial_0000', 'trial_0001']
+
+
+def _shown_tick_labels(fig, ax):
+  fig.canvas.draw()
+  low, high = ax.get_xlim()
+  return [label for label in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+          if label.get_text() and low <= label.get_position()[0] <= high]
+
+
+@pytest.mark.parametrize('low, high', [(1.1e-3, 9e-3), (1e-4, 3e-3), (2e-5, 0.5)])
+def test_a_log_axis_labels_its_range_without_overlapping_labels(low, high):
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  values = np.geomspace(low, high, 7)
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.scatter(values, np.arange(7))
+  figures.set_scale(ax, 'x', 'log', values)
+  labels = _shown_tick_labels(fig, ax)
+  boxes = [label.get_window_extent() for label in labels]
+  plt.close(fig)
+  assert len(labels) >= 2, [label.get_text() for label in labels]
+  for i, a in enumerate(boxes):
+    for b in boxes[i + 1:]:
+      assert not a.overlaps(b), [label.get_text() for label in labels]

@@ -7,9 +7,11 @@ imported when the error was printed, with no clock. The names there are tied to 
 they copy.
 """
 
+import ast
 import importlib
 import logging
 import os
+import re
 import subprocess
 import sys
 import types
@@ -27,7 +29,10 @@ from bnlab import optim
 from bnlab import prechecks
 from bnlab import records
 from bnlab import space
+from bnlab import validate
 from bnlab import strategies
+from bnlab.strategies import asked
+from bnlab.strategies import pruning
 from bnlab import sweep
 from configs import sweep as sweep_config
 
@@ -38,7 +43,13 @@ TYPOS = ['--config.sweep.strategy=randm', '--config.model.norm=btach',
          '--config.sweep.space.optimizer.learning_rate=log_unifrm(1e-4,1)',
          "--config.sweep.space.model.norm=choice('batch','btach')",
          '--config.optimizer.name=adma', '--config.sweep.metric=val_acc',
-         '--config.dataset.scaling=minmx']
+         '--config.dataset.scaling=minmx', '--config.sweep.pruner=medain',
+         '--config.sweep.ask=slott', '--config.sweep.select=bst',
+         # Numbers, a strategy's section among them (checked whichever strategy runs).
+         '--config.train.batch_size=0', '--config.optimizer.learning_rate=-1',
+         '--config.dataset.val_fraction=1.5', '--config.sweep.pbt.quantile=0.9',
+         '--config.sweep.halving.eta=1', '--config.sweep.num_trials=0',
+         '--config.model.norm=group --config.model.groups=7']  # A width it cannot divide.
 
 
 def test_prechecks_names_are_the_registries():
@@ -47,9 +58,15 @@ def test_prechecks_names_are_the_registries():
       'model.name': models.MODELS, 'model.norm': models.NORMS,
       'model.activation': models.ACTIVATIONS, 'model.bn_eval': checks.BN_EVALS,
       'optimizer.name': optim.OPTIMIZERS, 'optimizer.schedule': optim.SCHEDULES,
-      'dataset.scaling': data.SCALINGS}
+      'dataset.scaling': data.SCALINGS, 'sweep.select': records.SELECTS,
+      'sweep.pruner': pruning.PRUNERS, 'sweep.ask': asked.ASKS}
   for field, registry in registries.items():
     assert prechecks.NAMES[field] == tuple(registry), field
+
+
+def test_prechecks_norm_checks_are_the_registrys():
+  for name, kind in models.NORMS.items():
+    assert kind.check is prechecks.NORM_CHECKS.get(name, validate.no_norm_check), name
 
 
 def _launch(*args, importtime=False):
@@ -59,7 +76,7 @@ def _launch(*args, importtime=False):
 
 @pytest.mark.parametrize('typo', TYPOS)
 def test_a_typo_is_refused_before_jax_flax_tfds_or_matplotlib_are_imported(typo, tmp_path):
-  done = _launch('--config=configs/sweep.py', typo, f'--workdir={tmp_path / "w"}',
+  done = _launch('--config=configs/sweep.py', *typo.split(' '), f'--workdir={tmp_path / "w"}',
                  importtime=True)
   lines = done.stderr.splitlines()
   said = [line for line in lines if not line.startswith('import time:')]
@@ -69,11 +86,54 @@ def test_a_typo_is_refused_before_jax_flax_tfds_or_matplotlib_are_imported(typo,
   assert not imported & set(HEAVY), imported & set(HEAVY)
   assert not os.path.exists(tmp_path / 'w')
   # The full checks refuse the same config with the same line.
-  field, value = typo[len('--config.'):].split('=', 1)
-  config = space.with_overrides(sweep_config.get_config(), {field: value})
+  overrides = dict(arg[len('--config.'):].split('=', 1) for arg in typo.split(' '))
+  for field, value in overrides.items():
+    if field in prechecks.BOUNDS:  # As absl parses a number.
+      overrides[field] = ast.literal_eval(value)
+  config = space.with_overrides(sweep_config.get_config(), overrides)
   with pytest.raises(records.ConfigError) as e:
     checks.check_config(config)
   assert said[0] == f'error: {e.value}'
+
+
+def test_a_field_typo_in_a_config_file_is_refused_before_the_heavy_imports(tmp_path):
+  path = tmp_path / 'typo.py'
+  path.write_text('from configs import sweep\n\ndef get_config():\n  config = sweep.get_config()\n'
+                  '  config.optimizer.lerning_rate = 0.1\n  return config\n')
+  done = subprocess.run([sys.executable, '-X', 'importtime', 'launch.py', f'--config={path}',
+                         f'--workdir={tmp_path / "w"}'], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, env={**os.environ, 'PYTHONPATH': ROOT})
+  lines = done.stderr.splitlines()
+  said = [line for line in lines if not line.startswith('import time:')]
+  imported = {line.split('|')[-1].strip() for line in lines if line.startswith('import time:')}
+  assert done.returncode == 2 and said == [
+      'error: optimizer.lerning_rate: configs/default.py defines no such field; optimizer has: '
+      'b1, b2, clip_norm, decay, eps, learning_rate, momentum, name, schedule, weight_decay'], said
+  assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def _outside(bound):
+  """Values just outside `bound`, each side that has one."""
+  if isinstance(bound, prechecks.Count):
+    return [bound.minimum - 1, True]
+  low = bound.low if not bound.low_in else bound.low - 0.5
+  high = [] if bound.high == float('inf') else [
+      bound.high if not bound.high_in else bound.high + 0.5]
+  return [low, *high]
+
+
+@pytest.mark.parametrize('field', sorted(prechecks.BOUNDS))
+def test_each_bound_refuses_the_values_just_outside_it_and_passes_the_default(field):
+  config = sweep_config.get_config()
+  prechecks.check_numbers(config)
+  assert validate.has_field(config, field)
+  for value in _outside(prechecks.BOUNDS[field]):
+    bad = sweep_config.get_config()
+    with bad.unlocked():
+      parent, _, leaf = field.rpartition('.')
+      (validate.get_field(bad, parent) if parent else bad)[leaf] = value
+    with pytest.raises(records.ConfigError, match=rf'^{re.escape(field)}=\S+ must '):
+      prechecks.check_numbers(bad)
 
 
 def test_a_dataset_typo_is_refused_with_tfds_alone_and_the_full_checks_line(tmp_path):

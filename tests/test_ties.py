@@ -1,12 +1,14 @@
 """Ties for the best trial: the documented second key orders them, and the terminal's leaderboard
 and the report say when the top is shared (and say nothing when it is not)."""
 
+import dataclasses
 import math
 import random
 
 import pytest
 
 from bnlab import records
+from bnlab import space
 from bnlab.records import TrialRecord
 from bnlab.reporting import pages
 from bnlab.reporting import results as results_files
@@ -113,3 +115,18 @@ def test_counts_are_singular_only_for_one(n, text):
   assert records.count(n, 'trial') == text
   sweep = sweep_of([record(t, 0.9, 0.1) for t in range(n)])
   assert dict(pages.summary_rows(sweep))['state'].startswith(f'finished: {text} seen')
+
+
+def test_a_grid_says_how_many_settings_its_product_has_not_num_trials():
+  specs = space.parse_space({'model': {'norm': "grid('batch', 'layer', 'none')"},
+                             'optimizer': {'learning_rate': 'grid(0.1, 0.01)'}})
+  sweep = sweep_of([record(t, 0.9, 0.1) for t in range(6)])
+  grid = dataclasses.replace(sweep, specs=specs,
+                             config={**sweep.config, 'sweep': {**sweep.config['sweep'],
+                                                               'strategy': 'grid', 'num_trials': 1}})
+  assert dict(pages.summary_rows(grid))['sweep'] == (
+      'grid search of 6 settings on digits, val_accuracy (max)')
+  assert dict(pages.summary_rows(sweep))['sweep'] == (
+      'random search of 6 trials on digits, val_accuracy (max)')
+  # The summary is a key-value table: no empty header row above it.
+  assert '<table id="summary"><tbody>' in page_texts(grid)[0]

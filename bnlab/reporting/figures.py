@@ -79,12 +79,27 @@ def metric_vs(field: str, spec: space.Spec, results: list[TrialRecord], metric: 
   if scale == 'categorical':
     ax.set_xticks(range(len(spec.args)), [str(v) for v in spec.args], rotation=20, fontsize=7)
   else:
-    ax.set_xscale(scale)
+    set_scale(ax, 'x', scale, x)
   ax.set_xlabel(prefix + field + (' (log scale)' if scale == 'log' else ''))
   ax.set_ylabel(metric)
   ax.set_title(f'{metric} vs {field}')
   ax.grid(alpha=0.3)
   return png(fig)
+
+
+def set_scale(ax: Any, which: str, scale: str, values: Any) -> None:
+  """Axis `which` ('x' or 'y') of `ax` on `scale`. A log axis over less than two decades gets its
+  ticks at 1, 2 and 5 of each decade and no minor labels: matplotlib's own minor labels
+  (2, 3, 4, 6 x 10^k) collide at 3 and 4 on a figure this small."""
+  getattr(ax, f'set_{which}scale')(scale)
+  values = np.asarray(values, float)
+  values = values[np.isfinite(values) & (values > 0)]
+  if scale == 'log' and values.size and np.log10(values.max() / values.min()) < 2:
+    axis = getattr(ax, f'{which}axis')
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.LogFormatterSciNotation(  # Labels every one of them.
+        labelOnlyBase=False, minor_thresholds=(np.inf, np.inf)))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 # Short names of common fields in legends; any other field by its last dotted part.
@@ -250,13 +265,13 @@ def _coordinates(spec, values):
   return xs, prefix, scale, (np.log10(xs) if scale == 'log' else xs)
 
 
-def _label_axis(ax, which, field, spec, prefix, scale):
+def _label_axis(ax, which, field, spec, prefix, scale, values):
   if scale == 'categorical':
     getattr(ax, f'set_{which}ticks')(range(len(spec.args)),
                                      [str(v).replace(' ', '') for v in spec.args], fontsize=7)
     getattr(ax, f'set_{which}lim')(-0.5, len(spec.args) - 0.5)
   else:
-    getattr(ax, f'set_{which}scale')(scale)
+    set_scale(ax, which, scale, values)
   getattr(ax, f'set_{which}label')(prefix + field + (' (log scale)' if scale == 'log' else ''))
 
 
@@ -300,8 +315,8 @@ def contour(results: list[TrialRecord], specs: Specs, pair: list[str], metric: s
   _background(ax, [specs[f] for f in pair], coords, z, cmap, norm)
   ax.scatter(coords[0][0], coords[1][0], c=z, cmap=cmap, norm=norm, edgecolors='k',
              linewidths=0.5, s=28, zorder=3)
-  for which, field, (_, prefix, scale, _) in zip('xy', pair, coords):
-    _label_axis(ax, which, field, specs[field], prefix, scale)
+  for which, field, (values, prefix, scale, _) in zip('xy', pair, coords):
+    _label_axis(ax, which, field, specs[field], prefix, scale, values)
   ax.set_title(f'{metric} over its two most important fields', fontsize=10)
   fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
   return png(fig)

@@ -8,6 +8,7 @@ side-by-side comparison of two. Everything is rebuilt from the workdir files alo
 import base64
 import dataclasses
 import html
+import math
 import os
 import statistics
 import time
@@ -94,9 +95,11 @@ def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
   good = [r.value(sweep.metric) for r in ranked]
   t = sweep.timing
   counts = ', '.join(f'{n} {s}' for s, n in sweepfiles.counts(sweep.results).items())
-  rows = [('sweep', f'{sweep.config["sweep"]["strategy"]} search of '
-                    f'{records.count(sweep.config["sweep"]["num_trials"], "trial")} on '
-                    f'{sweep.config["dataset"]["name"]}, {sweep.metric} ({sweep.mode})'),
+  strategy = sweep.config['sweep']['strategy']
+  planned = (records.count(math.prod(len(s.args) for s in sweep.specs.values()), 'setting')
+             if strategy == 'grid' else records.count(sweep.config['sweep']['num_trials'], 'trial'))
+  rows = [('sweep', f'{strategy} search of {planned} on {sweep.config["dataset"]["name"]}, '
+                    f'{sweep.metric} ({sweep.mode})'),
           ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
            + f': {records.count(len(sweep.results), "trial")} seen, {counts or "none yet"}'),
           ('metric', f'{sweep.metric} at each trial\'s {ranked_epoch(sweep)} (sweep.select; '
@@ -162,9 +165,10 @@ def img(data: bytes, title: str) -> str:
 def html_table(header: list[str], rows: list[Any], table_id: str = '') -> str:
   attr = f' id="{table_id}"' if table_id else ''
   head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
+  head = f'<thead><tr>{head}</tr></thead>' if any(header) else ''  # A key-value table has none.
   body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in row) + '</tr>'
                  for row in rows)
-  return f'<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+  return f'<table{attr}>{head}<tbody>{body}</tbody></table>'
 
 
 def _md_table(header, rows):

@@ -58,7 +58,8 @@ def config_sections(config: dict[str, Any]) -> list[Section]:
   unused = tuple(f'sweep.{name}.' for name, section in sweep.items()  # Others' knobs.
                  if isinstance(section, dict) and name != sweep.get('strategy'))
   fixed = {f: v for f, v in flatten(config).items() if f not in space and not f.startswith(unused)}
-  return [Section('Swept space', f'{records.count(len(space), "field")} sampled per trial.',
+  how = 'crossed in a grid' if sweep.get('strategy') == 'grid' else 'sampled per trial'
+  return [Section('Swept space', f'{records.count(len(space), "field")} {how}.',
                   ['field', 'spec'], [[f, _text(s)] for f, s in space.items()]),
           Section('Fixed values', 'Every other config value, the same in every trial.',
                   ['field', 'value'], [[f, _text(v)] for f, v in fixed.items()])]

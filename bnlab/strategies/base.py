@@ -41,6 +41,8 @@ class Strategy(Protocol):
   """The module-level names of a strategy (see the module doc)."""
   SEARCHES: bool
 
+  # Raises ConfigError on what its section and the space ask together (each field's own bounds
+  # are prechecks.BOUNDS', checked before).
   def check(self, config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None: ...
 
   def plan(self, config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> Plan: ...

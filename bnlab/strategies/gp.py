@@ -26,7 +26,6 @@ import ml_collections
 from bnlab import lazy
 from bnlab import records
 from bnlab import space
-from bnlab import validate
 from bnlab.strategies import asked
 from bnlab.strategies import base
 from bnlab.strategies import random_search
@@ -42,7 +41,6 @@ STARTUP_TRIALS = 10
 
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
-  validate.positive(config, 'sweep.gp.batch_size')
   tpe.refuse_grid(specs, 'gp')
   if importlib.util.find_spec('torch') is None:  # Before anything compiles, not at the 11th ask.
     raise records.ConfigError("sweep.strategy='gp' needs torch (Optuna's GPSampler runs on "

@@ -21,8 +21,6 @@ SEARCHES = True
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
   del specs
-  validate.positive(config, 'sweep.halving.eta', minimum=2)
-  validate.positive(config, 'sweep.halving.min_epochs')
   validate.at_most(config, 'sweep.halving.min_epochs', 'train.epochs')
   base.single_seed(config)
 

@@ -13,7 +13,6 @@ import ml_collections
 
 from bnlab import records
 from bnlab import space
-from bnlab import validate
 from bnlab.strategies import base
 from bnlab.strategies import halving
 from bnlab.strategies import hyperband_schedule
@@ -29,8 +28,6 @@ def schedule(config: ml_collections.ConfigDict) -> list[hyperband_schedule.Brack
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
   del specs
-  validate.positive(config, 'sweep.hyperband.eta', minimum=2)
-  validate.positive(config, 'sweep.hyperband.min_epochs')
   knobs = config.sweep.hyperband
   if config.train.epochs % knobs.min_epochs:
     raise records.ConfigError(

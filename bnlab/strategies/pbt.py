@@ -23,7 +23,6 @@ from bnlab import member
 from bnlab import population as population_lib
 from bnlab import records
 from bnlab import space
-from bnlab import validate
 from bnlab.strategies import base
 from bnlab.strategies import random_search
 from bnlab.strategies import sampling
@@ -36,9 +35,6 @@ FACTORS = (0.8, 1.2)
 
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
-  validate.positive(config, 'sweep.pbt.interval')
-  validate.fraction(config, 'sweep.pbt.quantile', upper=0.5)
-  validate.fraction(config, 'sweep.pbt.resample', closed_low=True)
   if not any(f in EXPLORED for f in specs):
     raise records.ConfigError('sweep.space: sweep.strategy=\'pbt\' needs a swept dynamic '
                               'hyperparameter, one of: ' + ', '.join(EXPLORED))

@@ -47,9 +47,6 @@ def check(config: ml_collections.ConfigDict) -> None:
   _check_patience(config)
   if sweep.pruner == 'none':
     return
-  validate.positive(config, 'sweep.pruner_warmup', minimum=0)
-  if sweep.pruner == 'percentile':
-    validate.within(config, 'sweep.pruner_percentile', 0, 100, low_in=False, high_in=False)
   if sweep.strategy not in PRUNABLE:
     raise records.ConfigError(
         f'sweep.pruner={sweep.pruner!r}: sweep.strategy={sweep.strategy!r} stops trials by its '
@@ -61,7 +58,6 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 def _check_patience(config: ml_collections.ConfigDict) -> None:
   """train.patience: off, or an epoch count on a strategy that trains lists, one seed."""
-  validate.positive(config, 'train.patience', minimum=0)
   patience, strategy = config.train.patience, config.sweep.strategy
   if not patience:
     return

@@ -13,7 +13,6 @@ from bnlab import lazy
 from bnlab import pareto
 from bnlab import records
 from bnlab import space
-from bnlab import validate
 from bnlab.strategies import asked
 from bnlab.strategies import base
 from bnlab.strategies import random_search
@@ -24,7 +23,6 @@ plan = random_search.plan
 
 
 def check(config: ml_collections.ConfigDict, specs: dict[str, space.Spec]) -> None:
-  validate.positive(config, 'sweep.tpe.batch_size')
   refuse_grid(specs, 'tpe')
 
 
