@@ -2,7 +2,8 @@
 
 The population loop trains whatever a strategy gives it and never learns which one drives it.
 Adding a strategy touches its module, its entry below, its section of configs/default.py
-(sweep.<name>.*) and the docs: nothing else.
+(sweep.<name>.*), its name and its section's bounds in bnlab/prechecks.py (checked before JAX is
+imported; tests/test_terminal.py ties the names to this registry) and the docs: nothing else.
 """
 
 from bnlab.strategies import coarse_to_fine
