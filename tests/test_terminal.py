@@ -34,6 +34,7 @@ from bnlab import strategies
 from bnlab.strategies import asked
 from bnlab.strategies import pruning
 from bnlab import sweep
+from configs import default as default_config
 from configs import sweep as sweep_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,6 +111,14 @@ def test_a_field_typo_in_a_config_file_is_refused_before_the_heavy_imports(tmp_p
       'error: optimizer.lerning_rate: configs/default.py defines no such field; optimizer has: '
       'b1, b2, clip_norm, decay, eps, learning_rate, momentum, name, schedule, weight_decay'], said
   assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_every_number_of_a_strategys_section_has_bounds():
+  config = default_config.get_config()
+  numbers = [f'sweep.{name}.{key}' for name in strategies.STRATEGIES
+             for key, value in config.sweep.get(name, {}).items()
+             if isinstance(value, (int, float)) and not isinstance(value, bool)]
+  assert numbers and not set(numbers) - set(prechecks.BOUNDS), set(numbers) - set(prechecks.BOUNDS)
 
 
 def _outside(bound):
