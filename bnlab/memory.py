@@ -7,6 +7,12 @@ output, captured by `jax.eval_shape` of the forward pass, counted twice for the 
 residuals and cotangents) or of one evaluation chunk, whichever is larger. The data is shared by
 all members and counted once.
 
+On two or more CPU devices XLA:CPU's YNNPACK matmul fusions hold memory for each call until the
+epoch program returns: about CPU_CALL_BYTES for each block of members (programs.member_block) at
+each step of the epoch and each chunk of its validation pass (BENCHMARKS.md, "Memory"; one
+device, or an accelerator, shows none). A member's share of it is counted as `epoch_calls`, so
+long epochs at large N (Fashion-MNIST's 750 steps) are planned for.
+
 The budget is the accelerator's memory limit where the device reports one, else half of the
 host's physical memory, shared by the process's CPU devices (launch.py makes one per core). Both
 are fixed per machine, so the chunking they give (and with it every result) does not change
@@ -28,6 +34,9 @@ from bnlab import records
 ACCELERATOR_SHARE = 0.9  # Of the device's bytes_limit: leave room for XLA's own scratch.
 HOST_SHARE = 0.5  # Of physical RAM on CPU, which the OS and the input pipeline share.
 BACKWARD_FACTOR = 2  # Forward activations are kept for the backward pass, which makes as many.
+# Held per block of members per call of an epoch on two or more CPU devices (the module doc):
+# fitted to Fashion-MNIST at N = 1,024 (peak RSS 13.46 GiB), 14.4 KiB; BENCHMARKS.md, change 18.
+CPU_CALL_BYTES = 14_750
 
 
 def _one_member_hparams(config):
@@ -62,8 +71,30 @@ def member_bytes(config: ml_collections.ConfigDict, num_classes: int,
                                  min(member.EVAL_CHUNK, shapes[2][0][0]))
   sizes = {'state': programs.tree_bytes(state), 'gradients': 2 * programs.tree_bytes(state.params),
            'activations': max(train, evaluation)}
+  sizes['epoch_calls'] = epoch_call_bytes(sizes['state'], spec.static.train.batch_size, shapes)
   sizes['total'] = sum(sizes.values())
   return sizes
+
+
+def epoch_call_bytes(state_bytes: int, batch_size: int, shapes: programs.DataShapes,
+                     platform: str | None = None, devices: int | None = None) -> int:
+  """One member's share of what the epoch program's calls hold until it returns on two or more
+  CPU devices (the module doc): CPU_CALL_BYTES per call of its block, over its block. The
+  platform and device count default to this process's."""
+  platform = platform or jax.local_devices()[0].platform
+  devices = jax.local_device_count() if devices is None else devices
+  if platform != 'cpu' or devices < 2:
+    return 0
+  num_train, num_val = shapes[0][0][0], shapes[2][0][0]
+  calls = num_train // batch_size + -(-num_val // member.EVAL_CHUNK)
+  block = programs.member_block(2**31, 2 * state_bytes, 'cpu')  # As _epoch_program blocks them.
+  return CPU_CALL_BYTES * calls // block
+
+
+def planned_bytes(sizes: dict[str, int], members: int, data_bytes: int) -> int:
+  """What one program of `members` members of a bucket (`sizes`: member_bytes) is planned to
+  hold on the process's devices together: the data on each device and every member."""
+  return data_bytes * jax.local_device_count() + members * sizes['total']
 
 
 def device_budget(device: jax.Device | None = None) -> int:
@@ -90,7 +121,7 @@ def fit_parallel(configs: list[ml_collections.ConfigDict], shapes: programs.Data
   budget = device_budget() if budget is None else budget
   data_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes)
   num_train = shapes[0][0][0]
-  fit = max_parallel
+  fit, every_size = max_parallel, []
   for bucket in member.buckets(configs):
     config = configs[bucket[0]]
     if config.train.batch_size > num_train:
@@ -98,10 +129,11 @@ def fit_parallel(configs: list[ml_collections.ConfigDict], shapes: programs.Data
                                f'{num_train} training examples of {config.dataset.name}')
     sizes = member_bytes(config, num_classes, shapes)
     members = (budget - data_bytes) // sizes['total']
-    logging.info('memory: %.2f MiB per member (state %.2f, gradients %.2f, activations %.2f) '
-                 'for model.widths=%s train.batch_size=%d; budget %.2f GiB: %d members fit',
-                 sizes['total'] / 2**20, sizes['state'] / 2**20, sizes['gradients'] / 2**20,
-                 sizes['activations'] / 2**20, tuple(config.model.widths),
+    logging.info('memory: %.2f MiB per member (state %.2f, gradients %.2f, activations %.2f, '
+                 'epoch calls %.2f) for model.widths=%s train.batch_size=%d; budget %.2f GiB: '
+                 '%d members fit', sizes['total'] / 2**20, sizes['state'] / 2**20,
+                 sizes['gradients'] / 2**20, sizes['activations'] / 2**20,
+                 sizes['epoch_calls'] / 2**20, tuple(config.model.widths),
                  config.train.batch_size, budget / 2**30, max(members, 0))
     if members < programs.MIN_MEMBERS:
       raise records.ConfigError(
@@ -110,6 +142,9 @@ def fit_parallel(configs: list[ml_collections.ConfigDict], shapes: programs.Data
           f'{programs.MIN_MEMBERS * sizes["total"] / 2**30:.2f} GiB but the device has '
           f'{max(budget - data_bytes, 0) / 2**30:.2f} GiB for members; use a smaller model or batch')
     fit = min(fit, members * jax.device_count())
+    every_size.append(sizes)
   fit = programs.member_limit(fit)
-  logging.info('memory: up to %d members per program (sweep.max_parallel=%d)', fit, max_parallel)
+  logging.info('memory: up to %d members per program (sweep.max_parallel=%d), planned at %.2f '
+               'GiB with the data at most', fit, max_parallel,
+               max(planned_bytes(sizes, fit, data_bytes) for sizes in every_size) / 2**30)
   return int(fit)

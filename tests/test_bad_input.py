@@ -15,6 +15,7 @@ import sys
 
 import jax
 import ml_collections
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -415,3 +416,19 @@ def test_every_shipped_config_defines_only_known_fields(path):
     with pytest.raises(checks.ConfigError,
                        match=r'^sweep\.unknown_knob: .* sweep has: ask, coarse_to_fine'):
       prechecks.check_fields(config)
+
+
+def test_the_epoch_calls_are_counted_on_two_or_more_cpu_devices_only():
+  # Fashion-MNIST's shapes: 48,000 training examples in batches of 64, 12,000 validation ones.
+  shapes = (((48000, 28, 28, 1), np.float32), ((48000,), np.int32),
+            ((12000, 28, 28, 1), np.float32), ((12000,), np.int32),
+            ((10000, 28, 28, 1), np.float32), ((10000,), np.int32))
+  state = 3 * 2**20  # A block holds 4 MiB of state and gradients: one such member alone.
+  calls = 48000 // 64 + 12  # Steps, and validation chunks of member.EVAL_CHUNK.
+  assert programs.member_block(2**31, 2 * state, 'cpu') == programs.MIN_MEMBERS
+  assert memory.epoch_call_bytes(state, 64, shapes, 'cpu', 2) == (
+      memory.CPU_CALL_BYTES * calls // programs.MIN_MEMBERS)
+  small = 2**18  # Eight such members to a block: an eighth of the block's calls each.
+  assert memory.epoch_call_bytes(small, 64, shapes, 'cpu', 4) == memory.CPU_CALL_BYTES * calls // 8
+  assert memory.epoch_call_bytes(state, 64, shapes, 'cpu', 1) == 0
+  assert memory.epoch_call_bytes(state, 64, shapes, 'gpu', 2) == 0
