@@ -8,11 +8,13 @@ import random
 import pytest
 
 from bnlab import records
+from bnlab import prechecks
 from bnlab import space
 from bnlab.records import TrialRecord
 from bnlab.reporting import pages
 from bnlab.reporting import results as results_files
 from bnlab.reporting import sweepfiles
+from configs import test as test_config
 
 FIELD = 'optimizer.learning_rate'
 
@@ -130,3 +132,14 @@ def test_a_grid_says_how_many_settings_its_product_has_not_num_trials():
       'random search of 6 trials on digits, val_accuracy (max)')
   # The summary is a key-value table: no empty header row above it.
   assert '<table id="summary"><tbody>' in page_texts(grid)[0]
+
+
+def test_a_conditional_grid_says_up_to_its_products_size():
+  swept = {'model': {'norm': "grid('batch', 'group')",
+                     'groups': "grid(2, 4) if model.norm == 'group'"}}  # 3 settings of 4.
+  specs = prechecks.bind_conditions(space.parse_space(swept), test_config.get_config())
+  sweep = sweep_of([record(t, 0.9, 0.1) for t in range(3)])
+  grid = dataclasses.replace(sweep, specs=specs,
+                             config={**sweep.config, 'sweep': {**sweep.config['sweep'],
+                                                               'strategy': 'grid'}})
+  assert dict(pages.summary_rows(grid))['sweep'].startswith('grid search of up to 4 settings ')

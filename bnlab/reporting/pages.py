@@ -96,8 +96,10 @@ def summary_rows(sweep: sweepfiles.Sweep) -> list[tuple[str, str]]:
   t = sweep.timing
   counts = ', '.join(f'{n} {s}' for s, n in sweepfiles.counts(sweep.results).items())
   strategy = sweep.config['sweep']['strategy']
-  planned = (records.count(math.prod(len(s.args) for s in sweep.specs.values()), 'setting')
-             if strategy == 'grid' else records.count(sweep.config['sweep']['num_trials'], 'trial'))
+  planned = records.count(sweep.config['sweep']['num_trials'], 'trial')
+  if strategy == 'grid':  # The product's size; a conditional field multiplies only where active.
+    planned = (('up to ' if space.conditional(sweep.specs) else '')
+               + records.count(math.prod(len(s.args) for s in sweep.specs.values()), 'setting'))
   rows = [('sweep', f'{strategy} search of {planned} on {sweep.config["dataset"]["name"]}, '
                     f'{sweep.metric} ({sweep.mode})'),
           ('state', ('finished' if sweep.finished else 'running or stopped (from progress.jsonl)')
