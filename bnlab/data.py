@@ -5,9 +5,10 @@
 first use with no download. They are stored as array_record and read back through TFDS's data
 source, which needs no TensorFlow: a sweep on them never imports it (seconds of import and of
 interpreter exit; BENCHMARKS.md). The arrays it gives are kept beside the builder's files
-(ARRAYS_FILE, with their digest) and read from there by later launches. Any other name goes to `tfds.load` and tf.data, which
-download when they can: a dataset not yet in the data dir whose download hosts cannot be reached
-is refused in one line within seconds, not after minutes of TFDS's retries.
+(ARRAYS_FILE, with their digest) and read from there by later launches. Any other name goes to
+`tfds.load` and tf.data, which download when they can: a dataset not yet in the data dir whose
+download hosts cannot be reached is refused in one line within seconds, not after minutes of
+TFDS's retries.
 """
 
 import functools
@@ -160,8 +161,8 @@ def _local_split(name, split, data_dir, manual_dir):
 
 
 def _digest(images: np.ndarray, labels: np.ndarray) -> str:
-  return integrity.sha256(repr((images.shape, labels.shape)).encode() + images.tobytes()
-                          + labels.tobytes())
+  layout = repr((images.shape, images.dtype.str, labels.shape, labels.dtype.str))
+  return integrity.sha256(layout.encode() + images.tobytes() + labels.tobytes())
 
 
 def _read_arrays(path: str) -> tuple[np.ndarray, np.ndarray] | None:

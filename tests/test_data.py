@@ -116,3 +116,11 @@ def test_a_read_only_data_dir_still_loads(tmp_path, monkeypatch):
   assert all(np.array_equal(a, b) for a, b in zip(arrays, _from_the_data_source('digits', 'test',
                                                                               data_dir)))
   assert not os.path.exists(_kept(data_dir, 'test'))
+
+
+def test_the_kept_arrays_digest_covers_their_dtypes_and_shapes():
+  images, labels = np.zeros((4, 2, 2, 1), np.uint8), np.arange(4, dtype=np.int64)
+  digest = data_lib._digest(images, labels)  # pylint: disable=protected-access
+  assert data_lib._digest(images.reshape(4, 4, 1), labels) != digest  # pylint: disable=protected-access
+  assert data_lib._digest(images, labels.view(np.uint64)) != digest  # pylint: disable=protected-access
+  assert data_lib._digest(images.copy(), labels.copy()) == digest  # pylint: disable=protected-access
