@@ -119,8 +119,9 @@ def test_a_read_only_data_dir_still_loads(tmp_path, monkeypatch):
 
 
 def test_the_kept_arrays_digest_covers_their_dtypes_and_shapes():
+  digest_of = data_lib._digest  # pylint: disable=protected-access
   images, labels = np.zeros((4, 2, 2, 1), np.uint8), np.arange(4, dtype=np.int64)
-  digest = data_lib._digest(images, labels)  # pylint: disable=protected-access
-  assert data_lib._digest(images.reshape(4, 4, 1), labels) != digest  # pylint: disable=protected-access
-  assert data_lib._digest(images, labels.view(np.uint64)) != digest  # pylint: disable=protected-access
-  assert data_lib._digest(images.copy(), labels.copy()) == digest  # pylint: disable=protected-access
+  digest = digest_of(images, labels)
+  assert digest_of(images.reshape(4, 4, 1), labels) != digest
+  assert digest_of(images, labels.view(np.uint64)) != digest
+  assert digest_of(images.copy(), labels.copy()) == digest
