@@ -93,8 +93,10 @@ def epoch_call_bytes(state_bytes: int, batch_size: int, shapes: programs.DataSha
 
 def planned_bytes(sizes: dict[str, int], members: int, data_bytes: int) -> int:
   """What one program of `members` members of a bucket (`sizes`: member_bytes) is planned to
-  hold on the process's devices together: the data on each device and every member."""
-  return data_bytes * jax.local_device_count() + members * sizes['total']
+  hold on this process's devices together: the data on each, and the members they hold (the
+  program splits its members evenly over every process's devices)."""
+  local = members * jax.local_device_count() // jax.device_count()
+  return data_bytes * jax.local_device_count() + local * sizes['total']
 
 
 def device_budget(device: jax.Device | None = None) -> int:

@@ -432,3 +432,12 @@ def test_the_epoch_calls_are_counted_on_two_or_more_cpu_devices_only():
   assert memory.epoch_call_bytes(small, 64, shapes, 'cpu', 4) == memory.CPU_CALL_BYTES * calls // 8
   assert memory.epoch_call_bytes(state, 64, shapes, 'cpu', 1) == 0
   assert memory.epoch_call_bytes(state, 64, shapes, 'gpu', 2) == 0
+
+
+def test_the_plan_counts_the_data_on_each_local_device_and_this_processs_share_of_members(
+    monkeypatch):
+  sizes = {'total': 10}
+  assert jax.local_device_count() == 1  # The tests' one CPU device.
+  assert memory.planned_bytes(sizes, 8, 1000) == 1000 + 8 * 10
+  monkeypatch.setattr(memory.jax, 'device_count', lambda: 4)  # Three other processes' devices.
+  assert memory.planned_bytes(sizes, 8, 1000) == 1000 + 2 * 10
