@@ -90,11 +90,16 @@ def main(argv):
       fail(f'--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}')
     from bnlab import checks  # pylint: disable=import-outside-toplevel
     from bnlab import parallel  # pylint: disable=import-outside-toplevel
+    from bnlab import worker  # pylint: disable=import-outside-toplevel
     checks.check_config(_CONFIG.value)  # Before any data or compile: a typo costs no more.
     if not _OVERWRITE.value:
       checks.check_workdir(_CONFIG.value, workdir)
     # Joins the other processes (if any) before anything touches a device.
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if parallel.is_writer() and (_OVERWRITE.value or not integrity.completion(workdir).finished):
+      # The report's worker (bnlab/worker.py) does its seconds of imports beside the sweep's
+      # own from here on, rather than from sweep.run's start (BENCHMARKS.md, entry 20).
+      worker.start()
     from bnlab import sweep  # pylint: disable=import-outside-toplevel
     # The modules imported so far live to the exit: the collector need not scan them again at
     # each full collection (with the freeze below, ~1 s of a 10 s sweep; BENCHMARKS.md).

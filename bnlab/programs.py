@@ -12,13 +12,15 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnlab import executables
 from bnlab import member
+from bnlab import models
 from bnlab import optim
 from bnlab import parallel
 
@@ -38,19 +40,46 @@ DATA_NAMES = ('x_train', 'y_train', 'x_val', 'y_val', 'x_test', 'y_test')
 DataShapes = tuple[tuple[tuple[int, ...], Any], ...]  # (shape, dtype) of each of DATA_NAMES.
 
 
-def enable_compilation_cache(path: str | None = None) -> str | None:
-  """Turns on JAX's persistent compilation cache so a re-run of a sweep skips compiling.
+def enable_compilation_cache(path: str | None = None, jax_cache: bool = True) -> str | None:
+  """Keeps compiled programs so that a re-run of a sweep skips compiling, and says where.
 
   The folder is `path`, else $BNLAB_COMPILATION_CACHE, else ~/.cache/bnlab/jax; an empty value
-  or 'off' leaves the cache off. Returns the folder used, or None.
+  or 'off' keeps nothing. `compile_programs` keeps its programs in bnlab.executables' entries
+  there, which a launch loads without tracing; with `jax_cache`, JAX's persistent compilation
+  cache is turned on there too, for every other program and for the buckets bnlab.executables
+  does not keep (`cache_name`). Returns the folder used, or None.
   """
   path = os.environ.get(CACHE_ENV, DEFAULT_CACHE_DIR) if path is None else path
   if path in ('', 'off'):
+    executables.use(None)
     return None
   path = os.path.expanduser(path)
-  jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+  executables.use(path)
+  if jax_cache:
+    jax.config.update('jax_compilation_cache_dir', path)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
   return path
+
+
+def keeps_programs(model_names: Iterable[Any]) -> bool:
+  """Whether bnlab.executables can keep every program of a sweep whose models are named
+  `model_names`: one process, and only bnlab's own models (a module of the user's is code that
+  bnlab's key does not cover)."""
+  return jax.process_count() == 1 and not any(models.is_custom(n) for n in model_names)
+
+
+def cache_name(spec: member.MemberSpec, num_members: int, shapes: DataShapes, own_seeds: bool,
+               own_epochs: bool, mesh: jax.sharding.Mesh) -> str | None:
+  """The bnlab.executables entry of a bucket's programs; None where they are not kept."""
+  if executables.folder() is None or not keeps_programs([spec.static.model.name]):
+    return None
+  parts = {'static': spec.static.to_dict(), 'num_classes': spec.num_classes,
+           'num_train': spec.num_train, 'members': num_members,
+           'shapes': [(list(shape), str(dtype)) for shape, dtype in shapes],
+           'own_seeds': own_seeds, 'own_epochs': own_epochs, 'mesh': dict(mesh.shape),
+           'block_bytes': BLOCK_BYTES, 'min_members': MIN_MEMBERS,
+           'init_options': INIT_COMPILER_OPTIONS}
+  return executables.key(parts, list(mesh.devices.flat))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +178,16 @@ def compile_programs(spec: member.MemberSpec, num_members: int, shapes: DataShap
   With `own_epochs` the epoch is an [N] input too: each member draws the order of its own epoch
   (slots whose trials started at different epochs), and gathers its own batches.
   The member axis (seeds included) is split over `mesh` (default: every device), the data
-  replicated.
+  replicated. Programs that bnlab.executables keeps (`enable_compilation_cache`) are loaded from
+  there instead, with nothing traced.
   """
   start = time.perf_counter()
   mesh = mesh or parallel.member_mesh()
+  name = cache_name(spec, num_members, shapes, own_seeds, own_epochs, mesh)
+  kept = executables.load(name, list(mesh.devices.flat)) if name else None
+  if kept:
+    return Programs(*kept.programs, time.perf_counter() - start, kept.extra)
+  jax_cache_hits = executables.jax_cache_hits()
   members, replicated = parallel.member_sharding(mesh), parallel.replicated(mesh)
   hparams, member_seeds, (x, y, x_val, y_val, x_test, y_test) = _abstract_inputs(
       num_members, shapes)
@@ -179,6 +214,8 @@ def compile_programs(spec: member.MemberSpec, num_members: int, shapes: DataShap
   with concurrent.futures.ThreadPoolExecutor(3) as pool:
     init, epoch, test = pool.map(lambda program, options: program.compile(options),
                                  (init, epoch, test), (INIT_COMPILER_OPTIONS, None, None))
+  if name and executables.jax_cache_hits() == jax_cache_hits:  # Fresh: it can be kept.
+    executables.save(name, (init, epoch, test), block)
   return Programs(init, epoch, test, time.perf_counter() - start, block)
 
 

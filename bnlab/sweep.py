@@ -175,7 +175,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             file=sys.stderr)
   if writer:
     results_files.start_worker()  # The report's importance: its imports overlap the compile.
-  programs.enable_compilation_cache()  # $BNLAB_COMPILATION_CACHE=off turns it off.
+  # $BNLAB_COMPILATION_CACHE=off turns it off. JAX's own cache only where bnlab's cannot keep
+  # every program: it would answer bnlab's compiles with executables that cannot be kept.
+  programs.enable_compilation_cache(jax_cache=not programs.keeps_programs(
+      [config.model.name, *(specs['model.name'].args if 'model.name' in specs else ())]))
   start = time.perf_counter()
   loaded = _load(config, specs)  # Its checks refuse a run before anything is written.
   with workdir_lib.locked(workdir) if writer else contextlib.nullcontext():

@@ -20,7 +20,15 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bnlab import data as data_lib  # pylint: disable=g-import-not-at-top
 from bnlab import population as population_lib  # pylint: disable=g-import-not-at-top
+from bnlab import programs  # pylint: disable=g-import-not-at-top
 from configs import test as test_config  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(autouse=True)
+def kept_programs():
+  """Every test starts with bnlab.executables as sweep.run leaves it: programs kept in the
+  compilation cache's folder, whatever an earlier test of this process set."""
+  programs.enable_compilation_cache(jax_cache=False)
 
 
 @pytest.fixture(scope='session')

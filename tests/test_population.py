@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bnlab import data as data_lib
+from bnlab import executables
 from bnlab import member as member_lib
 from bnlab import models
 from bnlab import population as population_lib
@@ -117,7 +118,7 @@ def test_train_trials_pads_chunks_and_returns_results_in_order(config, digits):
   np.testing.assert_allclose(results[2].value('val_loss'), alone[0].value('val_loss'), rtol=1e-5)
 
 
-def test_training_compiles_the_three_programs_and_nothing_else(config):
+def test_training_compiles_the_three_programs_and_nothing_else(config, monkeypatch):
   # Each eager op outside them (jnp.asarray, a slice of a device array) is an XLA compile of its
   # own, 0.01-0.05 s each on CPU (BENCHMARKS.md, engine change 14).
   compiled = []
@@ -127,7 +128,8 @@ def test_training_compiles_the_three_programs_and_nothing_else(config):
     if event == '/jax/core/compile/backend_compile_duration':
       compiled.append(fun_name)
 
-  # Earlier tests may have compiled the same programs and eager ops already.
+  # Earlier tests may have compiled the same programs and eager ops already, and kept them.
+  monkeypatch.setattr(executables, '_folder', None)
   programs.compile_programs.cache_clear()
   jax.clear_caches()
   jax.extend.backend.clear_in_memory_compilation_cache()

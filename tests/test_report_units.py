@@ -94,6 +94,31 @@ def test_the_worker_process_computes_the_importance_as_this_one_does():
     worker.submit(int, 'x')()
 
 
+def _pid_and(value):
+  return os.getpid(), value
+
+
+def test_shared_calls_are_split_between_the_processes_and_come_back_in_order():
+  worker.submit(time.sleep, 1.0)  # The worker is busy: this process takes what it can cancel.
+  results = worker.share([(_pid_and, (i,)) for i in range(8)])
+  assert [value for _, value in results] == list(range(8))
+  here = [pid == os.getpid() for pid, _ in results]
+  # The worker keeps at most the calls already queued to it (ProcessPoolExecutor: two), from the
+  # front; this process took the rest, from the back.
+  assert sum(here) >= 6 and here == sorted(here)
+  there = worker.share([(_pid_and, (i,)) for i in range(2)])
+  assert [value for _, value in there] == [0, 1]
+  with pytest.raises(ValueError, match='invalid literal'):
+    worker.share([(int, ('x',)), (int, ('3',))])
+
+
+def test_a_figure_drawn_in_the_worker_is_the_one_drawn_here():
+  trials = synthetic(24)
+  for field, spec in SPECS.items():
+    there = worker.submit(figures.metric_vs, field, spec, trials, 'val_accuracy')()
+    assert there == figures.metric_vs(field, spec, trials, 'val_accuracy')
+
+
 def test_a_dead_worker_leaves_the_work_to_this_process():
   os.kill(worker.submit(os.getpid)(), signal.SIGKILL)
   assert worker.submit(os.getpid)() == os.getpid()  # The broken pool's call, computed here.

@@ -140,23 +140,26 @@ def importance_figures(results: list[TrialRecord], specs: dict[str, space.Spec],
 
 def make_page(sweep: sweepfiles.Sweep) -> Page:
   """Computes the importance and draws every figure of one sweep: the importance's in the
-  worker process (bnlab/worker.py), the others here meanwhile."""
+  worker process (bnlab/worker.py), the others shared between it and this process."""
   metric, mode, specs, results = sweep.metric, sweep.mode, sweep.specs, sweep.results
   pending = worker.submit(importance_figures, results, specs, metric, mode)
-  rest = ([('parallel.png', 'Parallel coordinates', figures.parallel(results, specs, metric, mode))]
-          if specs else [])
-  rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs(f, s, results, metric))
+  rest = [('parallel.png', 'Parallel coordinates', figures.parallel, (results, specs, metric,
+                                                                      mode))] if specs else []
+  rest += [(f'metric_vs_{f}.png', f'{metric} vs {f}', figures.metric_vs, (f, s, results, metric))
            for f, s in specs.items()]
-  rest.append(('curves.png', 'Learning curves',
-               figures.curves(results, metric, mode, list(specs))))
+  rest.append(('curves.png', 'Learning curves', figures.curves,
+               (results, metric, mode, list(specs))))
   if ranked_objectives(sweep):
-    rest.append(('pareto.png', 'Pareto front', figures.pareto_front(results, sweep.objectives)))
+    rest.append(('pareto.png', 'Pareto front', figures.pareto_front,
+                 (results, sweep.objectives)))
   scheduled = figures.scheduled_fields(results, specs)
   if scheduled:  # PBT: what its hyperparameters did over the epochs.
-    rest.append(('pbt_schedules.png', 'PBT hyperparameter schedules',
-                 figures.schedules(results, specs, scheduled, metric, mode)))
+    rest.append(('pbt_schedules.png', 'PBT hyperparameter schedules', figures.schedules,
+                 (results, specs, scheduled, metric, mode)))
+  drawn = worker.share([(draw, args) for _, _, draw, args in rest])
   scores, note, images = pending()
-  return Page(sweep, scores, note, images + rest)
+  return Page(sweep, scores, note, images + [(name, title, png) for (name, title, _, _), png
+                                             in zip(rest, drawn)])
 
 
 def img(data: bytes, title: str) -> str:
