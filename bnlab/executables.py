@@ -33,7 +33,7 @@ from jax.experimental import serialize_executable
 FOLDER = 'bnlab_programs'  # Inside the compilation cache's folder.
 SUFFIX = '.bnlab-program'
 FORMAT = 1  # Bumped when an entry's layout changes.
-MAX_BYTES = int(os.environ.get('BNLAB_PROGRAM_CACHE_BYTES', 2 * 2**30))
+MAX_BYTES = 2 * 2**30  # The most recently used entries kept, ~1.5-2 MB a bucket on a CPU.
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'ml_dtypes')  # They trace the programs.
 JAX_CACHE_HIT = '/jax/compilation_cache/cache_hits'  # jax._src.compiler's event.
 DIGEST_BYTES = 64  # The entry's first bytes: the hex sha256 of the rest.
@@ -123,7 +123,8 @@ def load(name: str, devices: Sequence[jax.Device]) -> Entry | None:
     logging.warning('%s: cannot load the programs kept there (%s); compiling them again',
                     _path(name), e)
     return None
-  os.utime(_path(name))  # Recently used: kept longest.
+  with contextlib.suppress(OSError):  # A read-only folder still serves its entries.
+    os.utime(_path(name))  # Recently used: kept longest.
   return Entry(programs, extra)
 
 

@@ -239,7 +239,25 @@ def test_an_unwritable_folder_is_logged_and_left_alone(tmp_path, monkeypatch):
   monkeypatch.setattr(executables, '_folder', str(blocker / 'programs'))
   warnings = []
   monkeypatch.setattr(executables.logging, 'warning', lambda m, *a: warnings.append(m % a))
-  compiled = jax.jit(lambda x: x + 1).lower(np.float32(1)).compile()
+  compiled = jax.jit(lambda x: x + 1).lower(np.float32(1)).compile()  # Kept or not: unwritable.
   executables.save('a' * 64, [compiled], None)
   assert len(warnings) == 1 and 'not kept' in warnings[0]
   assert blocker.read_text() == 'mine'
+
+
+def test_an_entry_loads_from_a_folder_it_cannot_touch(tmp_path, monkeypatch):
+  monkeypatch.setattr(executables, '_folder', str(tmp_path))
+  x = np.arange(4, dtype=np.float32)
+  # A constant of this run's own: JAX's persistent cache, if an earlier test of this process
+  # turned it on, cannot hold the program, so the compile is fresh and can be kept.
+  constant = float(np.random.default_rng().integers(1, 2**20))
+  compiled = jax.jit(lambda a: a * 2 + constant).lower(x).compile()
+  executables.save('c' * 64, [compiled], {'block': 3})
+
+  def refuse(*unused_args):
+    raise PermissionError('read-only file system')
+
+  monkeypatch.setattr(executables.os, 'utime', refuse)
+  entry = executables.load('c' * 64, jax.devices())
+  assert entry.extra == {'block': 3}
+  np.testing.assert_array_equal(entry.programs[0](x), compiled(x))
