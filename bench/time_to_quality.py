@@ -4,7 +4,8 @@
     python bench/time_to_quality.py --budget=600 --seeds=3 --workdir=/tmp/ttq
     python bench/time_to_quality.py --smoke --workdir=/tmp/ttq_smoke   # digits, seconds, no torch
 
-Every system runs as a cold whole process (imports, data, an empty compilation cache, training)
+Every system runs as a cold whole process (imports, data, an empty compilation cache, training;
+with --keep_cache, bnlab's seeds after the first start with the programs the first kept)
 on Fashion-MNIST from Debian's local files (48k train / 12k validation / 10k test), for at most
 `--budget` wall seconds. The peer is bench/ttq_peer.py (Optuna TPE + MedianPruner driving
 PyTorch); bnlab runs each strategy's config with the dataset switched. Both append one JSON row
@@ -110,8 +111,10 @@ def bnlab_run(args, name: str, seed: int) -> dict:
   config, overrides = BNLAB[name]
   workdir = os.path.join(args.workdir, f'{name}_seed{seed}')
   shutil.rmtree(workdir, ignore_errors=True)  # The driver's own output from a previous run.
-  cache = os.path.join(args.workdir, 'jax_cache', f'{name}_seed{seed}')
-  shutil.rmtree(cache, ignore_errors=True)
+  kept = name if args.keep_cache else f'{name}_seed{seed}'
+  cache = os.path.join(args.workdir, 'jax_cache', kept)
+  if seed == 0 or not args.keep_cache:
+    shutil.rmtree(cache, ignore_errors=True)
   command = [sys.executable, 'launch.py', f'--config={config}', f'--workdir={workdir}',
              f'--config.dataset.name={args.dataset}', f'--config.dataset.data_dir={args.data_dir}',
              f'--config.seed={seed}', *overrides, *args.bnlab_flags]
@@ -153,6 +156,9 @@ def parse_args():
   parser.add_argument('--smoke', action='store_true',
                       help='digits, 1 seed, a 60 s budget, halving only, no PyTorch.')
   parser.add_argument('--bnlab_flags', default='', help='Extra launch.py flags for every run.')
+  parser.add_argument('--keep_cache', action='store_true',
+                      help="Seed 0 of a bnlab system starts cold; later seeds start with the "
+                      "programs it kept (a researcher's next sweep on the same task).")
   args = parser.parse_args()
   if args.smoke:
     args.dataset, args.seeds, args.budget = 'digits', 1, 60.0

@@ -14,6 +14,8 @@ import statistics
 import numpy as np
 
 MARKS = (1.0, 0.995, 0.99)  # Fractions of the peer's final best.
+KEPT = (", bnlab's seeds after the first with the programs the first kept "
+        '(--keep_cache)')
 
 
 def best_so_far(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +75,12 @@ def markdown(runs: list[dict], peer: str, machine: dict) -> str:
   seeds = sorted({r['seed'] for r in runs})
   lines = ['## Time to quality', '',
            f'`python bench/time_to_quality.py --budget={machine["budget"]:.0f} '
-           f'--seeds={len(seeds)}` on {machine["dataset"]}, {machine["date"]}: '
+           f'--seeds={len(seeds)}{" --keep_cache" if machine.get("keep_cache") else ""}` on '
+           f'{machine["dataset"]}, {machine["date"]}: '
            f'{machine["cores"]} cores ({machine["cpu"]}), load before {machine["load_before"]}, '
            f'{", ".join(f"{k} {v}" for k, v in machine["versions"].items())}. '
-           f'{len(seeds)} seed{"s" if len(seeds) != 1 else ""}; each run a cold whole process.',
+           f'{len(seeds)} seed{"s" if len(seeds) != 1 else ""}; each run a cold whole process'
+           f'{KEPT if machine.get("keep_cache") else ""}.',
            '', '| system | seed | trial-epochs | best val | reached at (s) | test of best | end |',
            '|---|---|---|---|---|---|---|']
   for r in runs:
@@ -139,5 +143,5 @@ def machine(args) -> dict:
       versions[package] = 'not installed'
   return {'cpu': models[0] if models else platform.processor(), 'cores': os.cpu_count(),
           'versions': versions, 'load_before': tuple(round(x, 2) for x in os.getloadavg()),
-          'budget': args.budget, 'dataset': args.dataset,
+          'budget': args.budget, 'dataset': args.dataset, 'keep_cache': args.keep_cache,
           'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}

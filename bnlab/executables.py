@@ -135,6 +135,7 @@ def save(name: str, programs: Sequence[jax.stages.Compiled], extra: Any) -> None
     return
   payload = pickle.dumps(([serialize_executable.serialize(p) for p in programs], extra))
   data = hashlib.sha256(payload).hexdigest().encode() + payload
+  temporary = None
   try:
     os.makedirs(_folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=_folder, suffix='.tmp')  # Not an entry's name.
@@ -142,8 +143,11 @@ def save(name: str, programs: Sequence[jax.stages.Compiled], extra: Any) -> None
       f.write(data)
     os.replace(temporary, _path(name))  # Whole or absent, whoever else writes it meanwhile.
     prune(MAX_BYTES)
-  except OSError as e:
+  except OSError as e:  # A full disk, a read-only folder: the sweep goes on without it.
     logging.warning('%s: programs not kept (%s); the next launch compiles them again', _folder, e)
+    if temporary:
+      with contextlib.suppress(OSError):
+        os.remove(temporary)  # Our own partial file (a no-op once renamed).
 
 
 def prune(max_bytes: int) -> None:
@@ -152,7 +156,9 @@ def prune(max_bytes: int) -> None:
   entries = []
   for item in os.scandir(_folder):
     if item.name.endswith(SUFFIX) and len(item.name) == 64 + len(SUFFIX) and item.is_file():
-      entries.append((item.stat().st_mtime, item.stat().st_size, item.path))
+      with contextlib.suppress(FileNotFoundError):  # Another process pruned it meanwhile.
+        stat = item.stat()
+        entries.append((stat.st_mtime, stat.st_size, item.path))
   entries.sort(reverse=True)
   total = 0
   for i, (_, size, path) in enumerate(entries):

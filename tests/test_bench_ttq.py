@@ -50,6 +50,18 @@ def test_speedups_pair_seeds_and_divide_the_peers_time_by_the_systems():
   assert table['fast'][0.99] == [10.0, 10.0]
 
 
+def test_the_section_says_when_later_seeds_started_with_kept_programs():
+  runs = [{'system': 'peer', 'seed': 0, 'rows': rows((10.0, 0.9)), 'test': 0.8, 'exit': 'budget',
+           'wall': 10.0},
+          {'system': 'fast', 'seed': 0, 'rows': rows((4.0, 0.9)), 'test': 0.8, 'exit': 'done',
+           'wall': 4.0}]
+  machine = {'budget': 10.0, 'dataset': 'digits', 'date': 'today', 'cores': 2, 'cpu': 'cpu',
+             'load_before': (0.0, 0.0, 0.0), 'versions': {}}
+  assert '--keep_cache' not in report.markdown(runs, 'peer', {**machine, 'keep_cache': False})
+  kept = report.markdown(runs, 'peer', {**machine, 'keep_cache': True})
+  assert '--seeds=1 --keep_cache`' in kept and report.KEPT in kept
+
+
 def test_read_new_rows_waits_for_a_line_still_being_written(tmp_path):
   path = str(tmp_path / 'progress.jsonl')
   assert ttq.read_new_rows(path, 0) == ([], 0)

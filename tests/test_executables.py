@@ -261,3 +261,19 @@ def test_an_entry_loads_from_a_folder_it_cannot_touch(tmp_path, monkeypatch):
   entry = executables.load('c' * 64, jax.devices())
   assert entry.extra == {'block': 3}
   np.testing.assert_array_equal(entry.programs[0](x), compiled(x))
+
+
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
+  monkeypatch.setattr(executables, '_folder', str(tmp_path))
+  (tmp_path / 'mine.tmp').write_text('a file of the user')
+  warnings = []
+  monkeypatch.setattr(executables.logging, 'warning', lambda m, *a: warnings.append(m % a))
+
+  def full(*unused_args):
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(executables.os, 'replace', full)
+  compiled = jax.jit(lambda x: x - 1).lower(np.float32(1)).compile()  # Kept or not: disk full.
+  executables.save('d' * 64, [compiled], None)
+  assert len(warnings) == 1 and 'No space left' in warnings[0]
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.tmp']
