@@ -4,11 +4,11 @@ figures drawn from it (reporting.pages.importance_figures), and its share of the
 
 launch.py starts it once the config and workdir are checked (`sweep.run` does, through
 `reporting.results.start_worker`, for its other callers), so that its imports (Optuna's fANOVA
-pulls in scikit-learn and scipy.stats) run on the core that the sweep's imports, data loading and
-XLA's compile leave idle, and the report computes the importance there while the figures are
-drawn in both processes. It pays for itself in a default launch
-(BENCHMARKS.md, engine change 12). Where nothing started it, `submit` does. Only
-`reporting.results` (start) and `reporting.pages` (submit, share) use it.
+pulls in scikit-learn and scipy.stats) run on the core that the sweep's imports, data loading
+and XLA's compile leave idle, and the report computes the importance there while the figures are
+drawn in both processes. It pays for itself in a default launch (BENCHMARKS.md, engine change
+12). Where nothing started it, `submit` or `share` does. Only launch.py and `reporting.results`
+(start) and `reporting.pages` (submit, share) use it.
 
 Like any spawned process it imports the main script again: a script that calls `sweep.run`
 does so under `if __name__ == '__main__':`, as launch.py and experiments/ do. Without one the
