@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnlab import executables
+from bnlab import files
 from bnlab import member
 from bnlab import models
 from bnlab import optim
@@ -47,15 +48,17 @@ def enable_compilation_cache(path: str | None = None, jax_cache: bool = True) ->
   or 'off' keeps nothing. `compile_programs` keeps its programs in bnlab.executables' entries
   there, which a launch loads without tracing; with `jax_cache`, JAX's persistent compilation
   cache is turned on there too, for every other program and for the buckets bnlab.executables
-  does not keep (`cache_name`). Returns the folder used, or None.
+  does not keep (`cache_name`); a folder that is not local (gs://) gets JAX's cache alone.
+  Returns the folder used, or None.
   """
   path = os.environ.get(CACHE_ENV, DEFAULT_CACHE_DIR) if path is None else path
   if path in ('', 'off'):
     executables.use(None)
     return None
   path = os.path.expanduser(path)
-  executables.use(path)
-  if jax_cache:
+  local = files.is_local(path)  # bnlab's entries are local files; JAX's cache also takes gs://.
+  executables.use(path if local else None)
+  if jax_cache or not local:
     jax.config.update('jax_compilation_cache_dir', path)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
   return path

@@ -277,3 +277,11 @@ def test_a_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
   executables.save('d' * 64, [compiled], None)
   assert len(warnings) == 1 and 'No space left' in warnings[0]
   assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.tmp']
+
+
+def test_a_cache_folder_that_is_not_local_gets_jax_cache_alone(monkeypatch):
+  updates = {}
+  monkeypatch.setattr(jax.config, 'update', lambda name, value: updates.update({name: value}))
+  assert programs.enable_compilation_cache('gs://bucket/cache', jax_cache=False)
+  assert executables.folder() is None  # Nothing written under a local folder named "gs:".
+  assert updates['jax_compilation_cache_dir'] == 'gs://bucket/cache'
