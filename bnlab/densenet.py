@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 
-
 class Layers(NamedTuple):
   """The building blocks DenseNet gets from bnlab.models (which imports this module)."""
   norm: Callable  # (kind, momentum, epsilon, groups) -> a module called (x, train): models.Norm.

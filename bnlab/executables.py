@@ -30,6 +30,8 @@ from absl import logging
 import jax
 from jax.experimental import serialize_executable
 
+from bnlab import integrity
+
 FOLDER = 'bnlab_programs'  # Inside the compilation cache's folder.
 SUFFIX = '.bnlab-program'
 FORMAT = 1  # Bumped when an entry's layout changes.
@@ -100,7 +102,7 @@ def key(parts: dict[str, Any], devices: Sequence[jax.Device]) -> str:
       'jax_config': {k: repr(v) for k, v in jax.config.values.items() if 'cache' not in k},
   }
   text = json.dumps({'parts': parts, 'environment': environment}, sort_keys=True, default=repr)
-  return hashlib.sha256(text.encode()).hexdigest()
+  return integrity.sha256(text)
 
 
 def _path(name: str) -> str:
@@ -114,7 +116,7 @@ def load(name: str, devices: Sequence[jax.Device]) -> Entry | None:
   try:
     with open(_path(name), 'rb') as f:
       data = f.read()
-    if hashlib.sha256(data[DIGEST_BYTES:]).hexdigest().encode() != data[:DIGEST_BYTES]:
+    if integrity.sha256(data[DIGEST_BYTES:]).encode() != data[:DIGEST_BYTES]:
       raise ValueError('its contents do not match their digest')
     blobs, extra = pickle.loads(data[DIGEST_BYTES:])
     programs = [serialize_executable.deserialize_and_load(*blob, execution_devices=devices)
@@ -134,7 +136,7 @@ def save(name: str, programs: Sequence[jax.stages.Compiled], extra: Any) -> None
   if _folder is None:
     return
   payload = pickle.dumps(([serialize_executable.serialize(p) for p in programs], extra))
-  data = hashlib.sha256(payload).hexdigest().encode() + payload
+  data = integrity.sha256(payload).encode() + payload
   temporary = None
   try:
     os.makedirs(_folder, exist_ok=True)

@@ -44,7 +44,6 @@ NAMES = {
 }
 
 
-
 class Count(NamedTuple):
   """An int >= minimum (a bool is not an int)."""
   minimum: int = 1

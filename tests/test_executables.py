@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bnlab import executables
+from bnlab import integrity
 from bnlab import programs
 from bnlab import sweep
 from tests.conftest import ROOT
@@ -227,7 +228,7 @@ def test_an_entry_that_does_not_verify_is_not_loaded(tmp_path, monkeypatch):
   (tmp_path / ('a' * 64 + executables.SUFFIX)).write_bytes(garbage)
   assert executables.load('a' * 64, jax.devices()) is None
   payload = b'not a pickle'
-  digest = executables.hashlib.sha256(payload).hexdigest().encode()
+  digest = integrity.sha256(payload).encode()
   (tmp_path / ('b' * 64 + executables.SUFFIX)).write_bytes(digest + payload)
   assert executables.load('b' * 64, jax.devices()) is None
   assert 'do not match their digest' in warnings[0] and len(warnings) == 2
